@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
+#include <exception>
 #include <mutex>
 #include <thread>
 
@@ -29,7 +30,8 @@ public:
     NetnsPool& operator=(const NetnsPool&) = delete;
 
     // A namespace nobody has used. Never blocks on the refill thread: an empty pool
-    // creates one synchronously. Throws SysError if creation fails.
+    // creates one synchronously. Throws SysError if creation fails. Once the refill
+    // thread has failed, every take() rethrows that failure (the pool does not retry).
     UniqueFd take();
     [[nodiscard]] size_t ready() const;
 
@@ -40,7 +42,8 @@ private:
     std::condition_variable cv_;
     std::deque<UniqueFd> ready_;
     bool stop_ = false;
-    std::thread thread_;
+    std::exception_ptr refill_error_;  // the refill thread's failure; it has exited
+    std::thread thread_;  // last: started once everything it touches exists
 };
 
 }  // namespace hermetic::sandbox
