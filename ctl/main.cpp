@@ -1,2 +1,74 @@
-// placeholder until the client lands
-int main() { return 0; }
+// hermeticctl: the unprivileged client of hermeticd. See the README.
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ctl/client.hpp"
+#include "ctl/run_command.hpp"
+
+using namespace hermetic::ctl;
+
+namespace {
+
+const char* kUsage =
+    "Usage: hermeticctl [--socket PATH] COMMAND [ARGS]\n\n"
+    "Commands:\n"
+    "  run [OPTIONS] -- CMD [ARG...]   run CMD in a fresh hermetic sandbox (see: hermeticctl run --help)\n"
+    "  ping                            check that hermeticd answers\n\n"
+    "Global options:\n"
+    "  --socket PATH   daemon socket (default: $HERMETIC_SOCKET, else /run/hermetic/hermeticd.sock)\n"
+    "  --help, --version\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    std::optional<std::string> socket_flag;
+    size_t i = 0;
+    for (; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        if (a == "--socket" && i + 1 < args.size()) {
+            socket_flag = args[++i];
+        } else if (a.starts_with("--socket=")) {
+            socket_flag = a.substr(9);
+        } else if (a == "--help" || a == "-h") {
+            std::cout << kUsage;
+            return 0;
+        } else if (a == "--version") {
+            std::cout << "hermeticctl " HERMETIC_VERSION " (protocol " << hermetic::protocol::version_string() << ")\n";
+            return 0;
+        } else {
+            break;
+        }
+    }
+    if (i >= args.size()) {
+        std::cerr << kUsage;
+        return 2;
+    }
+    const std::string cmd = args[i];
+    std::vector<std::string> rest(args.begin() + static_cast<long>(i) + 1, args.end());
+    const std::string socket = socket_path(socket_flag);
+    try {
+        if (cmd == "run") {
+            if (!rest.empty() && (rest[0] == "--help" || rest[0] == "-h")) {
+                std::cout << run_usage();
+                return 0;
+            }
+            return run_command(parse_run_args(rest, socket));
+        }
+        if (cmd == "ping") {
+            auto r = request(socket, hermetic::protocol::make_message("ping"));
+            std::cout << "hermeticd " << r.value("version", "?") << " is running\n";
+            return 0;
+        }
+        std::cerr << "hermeticctl: unknown command '" << cmd << "'\n\n" << kUsage;
+        return 2;
+    } catch (const CtlError& e) {
+        std::cerr << "hermeticctl: " << e.what() << "\n";
+        return 125;
+    } catch (const std::exception& e) {
+        std::cerr << "hermeticctl: " << e.what() << "\n";
+        return 125;
+    }
+}

@@ -1,2 +1,174 @@
-// placeholder until the daemon lands
-int main() { return 0; }
+// hermeticd: the privileged daemon. See docs/architecture.md.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "common/io.hpp"
+#include "common/sys_error.hpp"
+#include "daemon/config.hpp"
+#include "daemon/job_manager.hpp"
+#include "daemon/journal.hpp"
+#include "daemon/peer.hpp"
+#include "daemon/server.hpp"
+#include "daemon/state_dir.hpp"
+#include "sandbox/netns_pool.hpp"
+#include "syscall-policy/policy.hpp"
+
+using namespace hermetic;
+using namespace hermetic::daemon;
+
+namespace {
+
+void setup_logging(const DaemonConfig& config, bool to_file) {
+    std::shared_ptr<spdlog::logger> logger;
+    if (to_file) {
+        logger = spdlog::basic_logger_mt("hermeticd", config.state_dir + "/hermeticd.log");
+    } else {
+        logger = spdlog::stderr_logger_mt("hermeticd");
+        // journald adds its own timestamps
+        logger->set_pattern(std::getenv("JOURNAL_STREAM") ? "%l: %v" : "%Y-%m-%d %H:%M:%S.%e %l: %v");
+    }
+    logger->set_level(spdlog::level::from_str(config.log_level));
+    logger->flush_on(spdlog::level::info);
+    spdlog::set_default_logger(logger);
+}
+
+// Detaches from the terminal; the parent exits once the child is serving (or
+// prints the child's error), so "hermeticd && hermeticctl run ..." just works.
+int daemonize(UniqueFd& ready_write) {
+    FdPair p = make_pipe();
+    pid_t pid = ::fork();
+    if (pid < 0) throw_errno("fork");
+    if (pid > 0) {
+        p.write.reset();
+        std::string msg = read_to_end(p.read.get(), 4096);
+        if (msg == "ok") return 0;
+        std::cerr << "hermeticd: " << (msg.empty() ? "failed to start" : msg) << "\n";
+        return 1;
+    }
+    p.read.reset();
+    if (::setsid() < 0) throw_errno("setsid");
+    UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    ::dup2(null.get(), 0);
+    ::dup2(null.get(), 1);
+    ::dup2(null.get(), 2);
+    ready_write = std::move(p.write);
+    return -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    ParsedArgs args;
+    try {
+        args = parse_command_line(argc, argv);
+    } catch (const ConfigError& e) {
+        std::cerr << "hermeticd: " << e.what() << "\n";
+        return 2;
+    }
+    if (args.print_and_exit) {
+        std::cout << *args.print_and_exit;
+        return 0;
+    }
+    DaemonConfig& config = args.config;
+    if (config.check_config) {
+        try {
+            (void)policy::compile(policy::baseline_policy());
+        } catch (const std::exception& e) {
+            std::cerr << "hermeticd: policy: " << e.what() << "\n";
+            return 1;
+        }
+        std::cout << "configuration OK\n";
+        return 0;
+    }
+    if (::geteuid() != 0) {
+        std::cerr << "hermeticd: must run as root (it creates namespaces, cgroups and id maps)\n";
+        return 1;
+    }
+
+    UniqueFd ready;
+    bool under_systemd = std::getenv("NOTIFY_SOCKET") != nullptr || std::getenv("LISTEN_FDS") != nullptr;
+    try {
+        if (!config.foreground && !under_systemd) {
+            int rc = daemonize(ready);
+            if (rc >= 0) return rc;
+        }
+        prepare_state_dir(config.state_dir);
+        setup_logging(config, ready.valid());
+    } catch (const std::exception& e) {
+        if (ready) write_all(ready.get(), e.what());
+        else std::cerr << "hermeticd: " << e.what() << "\n";
+        return 1;
+    }
+
+    // Signals are taken synchronously by one thread; every thread inherits the mask.
+    sigset_t set;
+    sigemptyset(&set);
+    for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, s);
+    ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+
+    try {
+        Journal journal(config.state_dir + "/journal.db");
+        gid_t group = lookup_group(config.group);
+        auto policy = policy::compile(policy::baseline_policy());
+        sandbox::detect_cgroup_version(config.sandbox.cgroup);
+        sandbox::NetnsPool netns(config.netns_pool);
+        JobManager jobs(config, journal, netns, policy);
+        jobs.recover();
+        bool from_systemd = false;
+        UniqueFd listener = open_listening_socket(config, group, &from_systemd);
+
+        UniqueFd stop(::eventfd(0, EFD_CLOEXEC));
+        if (!stop) throw_errno("eventfd");
+        UniqueFd sigfd(::signalfd(-1, &set, SFD_CLOEXEC));
+        if (!sigfd) throw_errno("signalfd");
+        std::thread signals([&] {
+            signalfd_siginfo si;
+            while (::read(sigfd.get(), &si, sizeof si) == sizeof si) {
+                if (si.ssi_signo == SIGHUP) {
+                    spdlog::info("SIGHUP: configuration reload is not supported yet; ignoring");
+                    continue;
+                }
+                spdlog::info("signal {}: shutting down", si.ssi_signo);
+                uint64_t one = 1;
+                (void)!::write(stop.get(), &one, sizeof one);
+                return;
+            }
+        });
+
+        Server server(std::move(listener), SessionContext{&config, &jobs, group});
+        spdlog::info("hermeticd {} listening on {} (state {})", HERMETIC_VERSION,
+                     from_systemd ? "the socket from systemd" : config.socket_path, config.state_dir);
+        sd_notify(0, "READY=1");
+        if (ready) {
+            write_all(ready.get(), "ok");
+            ready.reset();
+        }
+        server.serve(stop.get());
+        sd_notify(0, "STOPPING=1");
+        jobs.shutdown(std::chrono::seconds(30));
+        server.drain(std::chrono::seconds(5));
+        if (!from_systemd) ::unlink(config.socket_path.c_str());
+        ::kill(::getpid(), SIGTERM);  // wakes the signal thread if it is still waiting
+        signals.join();
+        spdlog::info("stopped");
+    } catch (const std::exception& e) {
+        spdlog::critical("{}", e.what());
+        if (ready) write_all(ready.get(), e.what());
+        return 1;
+    }
+    return 0;
+}

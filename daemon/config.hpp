@@ -1,0 +1,74 @@
+// hermeticd's configuration: one definition of each option, shared by the command
+// line and the config file (Boost.Program_options, INI-style "key = value").
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "sandbox/job_spec.hpp"
+
+namespace hermetic::daemon {
+
+struct DaemonConfig {
+    std::string socket_path = "/run/hermetic/hermeticd.sock";
+    std::string state_dir = "/var/lib/hermetic";
+    std::string config_file = "/etc/hermetic/hermeticd.conf";
+    std::string policy_dir = "/etc/hermetic/policies";
+    bool foreground = false;
+    bool check_config = false;
+    std::string group = "hermetic";  // who may submit (besides root)
+    std::string log_level = "info";
+
+    // Host ids for sandboxes: each concurrent job takes two ids from this range.
+    uid_t id_base = 0x70000000;
+    uint32_t id_count = 65536;
+
+    uint32_t max_jobs = 4;             // running at once
+    uint32_t max_queued = 64;          // waiting for a slot (beyond: refused)
+    uint32_t max_jobs_per_user = 4;    // running + queued, per uid (root exempt)
+    uint32_t max_connections = 256;
+    std::chrono::milliseconds request_timeout{10'000};  // to send a complete request
+
+    uint64_t default_memory = 8ull << 30;
+    uint64_t max_memory = 16ull << 30;
+    uint64_t pids_max = 4096;
+    double cpu_limit = 0;              // CPUs of bandwidth per job; 0: unlimited
+    uint64_t default_timeout_sec = 6 * 3600;
+    uint64_t max_timeout_sec = 48 * 3600;
+    uint64_t log_cap_bytes = 64ull << 20;       // stored per job
+    uint64_t max_output_bytes = 4ull << 30;     // streamed per job; beyond: killed
+    int64_t default_epoch = 315532800;          // 1980-01-01: zip-safe
+    uint32_t netns_pool = 4;
+
+    sandbox::SandboxConfig sandbox;
+};
+
+class ConfigError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// What parse_command_line decided besides the config: --help and --version print
+// and exit 0.
+struct ParsedArgs {
+    DaemonConfig config;
+    std::optional<std::string> print_and_exit;
+};
+
+// Parses the command line, then the config file it names (the default one only if
+// it exists; one named explicitly must exist). Command-line values win. Validates
+// everything; throws ConfigError with "file:option: reason".
+ParsedArgs parse_command_line(int argc, const char* const argv[]);
+
+// Parses a config file's text alone (for --check-config, SIGHUP and fuzzing).
+DaemonConfig parse_config_text(const std::string& text, const std::string& origin, DaemonConfig base = {});
+
+std::string help_text();
+
+}  // namespace hermetic::daemon

@@ -1,0 +1,35 @@
+#include "daemon/job.hpp"
+
+#include <signal.h>
+
+namespace hermetic::daemon {
+
+void Job::cancel() {
+    cancel_ = true;
+    std::lock_guard lock(mu_);
+    // The runner is our child and not yet reaped, so its pid can't be reused.
+    if (runner_pid_ > 0) ::kill(runner_pid_, SIGTERM);
+}
+
+std::string Job::state() const {
+    std::lock_guard lock(mu_);
+    return state_;
+}
+
+std::optional<protocol::JobResult> Job::result() const {
+    std::lock_guard lock(mu_);
+    return result_;
+}
+
+void Job::set_state(std::string s) {
+    std::lock_guard lock(mu_);
+    state_ = std::move(s);
+}
+
+void Job::set_runner_pid(pid_t pid) {
+    std::lock_guard lock(mu_);
+    runner_pid_ = pid;
+    if (pid > 0 && cancel_) ::kill(pid, SIGTERM);
+}
+
+}  // namespace hermetic::daemon

@@ -1,0 +1,65 @@
+// One job as the daemon tracks it while it is queued or running.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/unique_fd.hpp"
+#include "daemon/output_stream.hpp"
+#include "daemon/peer.hpp"
+#include "protocol/messages.hpp"
+#include "sandbox/job_spec.hpp"
+
+namespace hermetic::daemon {
+
+// Everything decided at submission, before the job is journaled.
+struct JobPlan {
+    protocol::RunRequest request;
+    std::vector<std::string> env;
+    int64_t epoch = 0;
+    uint32_t cpus_visible = 2;
+    sandbox::CgroupLimits limits;
+    std::chrono::milliseconds timeout{0};
+    UniqueFd src_dir;
+    UniqueFd out_dir;
+};
+
+class Job {
+public:
+    Job(std::string id, Peer owner, JobPlan plan) : id_(std::move(id)), owner_(std::move(owner)), plan_(std::move(plan)) {}
+
+    [[nodiscard]] const std::string& id() const { return id_; }
+    [[nodiscard]] const Peer& owner() const { return owner_; }
+    [[nodiscard]] std::shared_ptr<Subscription> subscribe() { return hub_.subscribe(); }
+
+    // Queued: the job never starts. Running: the runner tears the sandbox down.
+    void cancel();
+    [[nodiscard]] bool cancel_requested() const { return cancel_.load(); }
+
+    [[nodiscard]] std::string state() const;
+    [[nodiscard]] std::optional<protocol::JobResult> result() const;
+
+private:
+    friend class JobManager;
+    void set_state(std::string s);
+    void set_runner_pid(pid_t pid);
+
+    std::string id_;
+    Peer owner_;
+    JobPlan plan_;
+    OutputHub hub_;
+    std::atomic<bool> cancel_{false};
+    mutable std::mutex mu_;
+    std::string state_ = "accepted";
+    pid_t runner_pid_ = -1;
+    std::optional<protocol::JobResult> result_;
+};
+
+}  // namespace hermetic::daemon

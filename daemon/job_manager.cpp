@@ -1,0 +1,388 @@
+#include "daemon/job_manager.hpp"
+
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include "common/io.hpp"
+#include "common/sha256.hpp"
+#include "common/sys_error.hpp"
+#include "daemon/build_env.hpp"
+#include "daemon/output_log.hpp"
+#include "daemon/runner_process.hpp"
+
+namespace hermetic::daemon {
+
+using protocol::error_code::kBadRequest;
+using protocol::error_code::kInternal;
+using protocol::error_code::kRefused;
+
+std::string new_job_id() {
+    unsigned char r[6];
+    if (RAND_bytes(r, sizeof r) != 1) throw std::runtime_error("RAND_bytes failed");
+    char t[32];
+    snprintf(t, sizeof t, "%llx", static_cast<unsigned long long>(now_ms()));
+    return std::string(t) + "-" + to_hex(r, sizeof r);
+}
+
+protocol::JobResult make_result(const std::string& job_id, const sandbox::JobOutcome& o) {
+    protocol::JobResult r;
+    r.job = job_id;
+    r.reason = o.reason;
+    r.outputs = o.outputs;
+    using S = sandbox::JobStatus;
+    switch (o.status) {
+        case S::Exited:
+            r.exit_code = o.exit_code;
+            r.client_exit_status = o.exit_code;
+            r.state = o.exit_code == 0 ? job_state::kSucceeded : job_state::kFailed;
+            break;
+        case S::Signaled:
+            r.signal = o.signal;
+            r.client_exit_status = 128 + o.signal;
+            r.state = job_state::kFailed;
+            break;
+        case S::TimedOut:
+            r.client_exit_status = 124;
+            r.state = job_state::kFailed;
+            break;
+        case S::Cancelled:
+            r.client_exit_status = 130;
+            r.state = job_state::kCancelled;
+            break;
+        case S::SetupFailed:
+        case S::LimitExceeded:
+            r.client_exit_status = 125;
+            r.state = job_state::kFailed;
+            break;
+    }
+    return r;
+}
+
+JobManager::JobManager(const DaemonConfig& config, Journal& journal, sandbox::NetnsPool& netns_pool,
+                       const policy::CompiledPolicy& policy)
+    : config_(config), journal_(journal), netns_pool_(netns_pool), policy_(policy), ids_(config.id_base, config.id_count) {}
+
+JobManager::~JobManager() {
+    shutdown(std::chrono::milliseconds(0));
+    for (auto& t : threads_)
+        if (t.joinable()) t.join();
+}
+
+std::string JobManager::job_dir(const std::string& id) const { return config_.state_dir + "/jobs/" + id; }
+
+size_t JobManager::running() const {
+    std::lock_guard lock(mu_);
+    return running_;
+}
+
+std::shared_ptr<Job> JobManager::find(const std::string& id) {
+    std::lock_guard lock(mu_);
+    auto it = active_.find(id);
+    return it == active_.end() ? nullptr : it->second;
+}
+
+JobPlan JobManager::plan(const protocol::RunRequest& req, std::vector<UniqueFd>& fds) const {
+    try {
+        protocol::validate(req);
+    } catch (const protocol::ProtocolError& e) {
+        throw SubmitError(kBadRequest, e.what());
+    }
+    size_t want = req.has_out ? 2 : 1;
+    if (fds.size() != want)
+        throw SubmitError(kBadRequest, "expected " + std::to_string(want) + " directory descriptor(s), got " +
+                                           std::to_string(fds.size()));
+    for (size_t i = 0; i < fds.size(); ++i) {
+        struct stat st{};
+        if (::fstat(fds[i].get(), &st) != 0 || !S_ISDIR(st.st_mode))
+            throw SubmitError(kBadRequest, i == 0 ? "the source is not a directory" : "the output is not a directory");
+    }
+    if (req.policy && *req.policy != "build")
+        throw SubmitError(kBadRequest, "unknown policy '" + *req.policy + "' (available: build)");
+    if (req.policy_text) throw SubmitError(kBadRequest, "user policy files are not supported yet");
+    JobPlan p;
+    p.request = req;
+    p.epoch = req.epoch.value_or(config_.default_epoch);
+    if (p.epoch < 0 || p.epoch >= 253402300800) throw SubmitError(kBadRequest, "--epoch must be between 0 and year 9999");
+    try {
+        p.env = build_environment(req, p.epoch);
+    } catch (const protocol::ProtocolError& e) {
+        throw SubmitError(kBadRequest, e.what());
+    }
+    p.cpus_visible = req.cpus.value_or(config_.sandbox.default_cpus_visible);
+    uint64_t mem = req.memory_bytes.value_or(config_.default_memory);
+    if (mem > config_.max_memory)
+        throw SubmitError(protocol::error_code::kLimit,
+                          "--memory " + std::to_string(mem) + " exceeds the limit of " + std::to_string(config_.max_memory));
+    p.limits.memory_bytes = mem;
+    p.limits.pids_max = config_.pids_max;
+    p.limits.cpus = config_.cpu_limit;
+    uint64_t timeout = req.timeout_sec.value_or(config_.default_timeout_sec);
+    if (timeout > config_.max_timeout_sec)
+        throw SubmitError(protocol::error_code::kLimit, "--timeout " + std::to_string(timeout) +
+                                                            " exceeds the limit of " +
+                                                            std::to_string(config_.max_timeout_sec) + " s");
+    p.timeout = std::chrono::milliseconds(timeout * 1000);
+    p.src_dir = std::move(fds[0]);
+    if (req.has_out) p.out_dir = std::move(fds[1]);
+    return p;
+}
+
+Submitted JobManager::submit(const protocol::RunRequest& req, const Peer& peer, std::vector<UniqueFd> fds) {
+    JobPlan p = plan(req, fds);
+    std::string id = new_job_id();
+    {
+        std::lock_guard lock(mu_);
+        if (stopping_) throw SubmitError(kRefused, "the daemon is shutting down");
+        if (queued_ + running_ >= config_.max_jobs + config_.max_queued)
+            throw SubmitError(kRefused, "too many jobs: " + std::to_string(running_) + " running and " +
+                                            std::to_string(queued_) + " queued (limit " +
+                                            std::to_string(config_.max_queued) + " queued)");
+        if (peer.uid != 0 && per_user_[peer.uid] >= config_.max_jobs_per_user)
+            throw SubmitError(kRefused, "you already have " + std::to_string(per_user_[peer.uid]) +
+                                            " jobs running or queued (limit " +
+                                            std::to_string(config_.max_jobs_per_user) + " per user)");
+        ++queued_;
+        ++per_user_[peer.uid];
+    }
+    auto undo = [&] {
+        std::lock_guard lock(mu_);
+        --queued_;
+        if (--per_user_[peer.uid] == 0) per_user_.erase(peer.uid);
+    };
+    std::shared_ptr<Job> job;
+    try {
+        std::string dir = job_dir(id);
+        if (::mkdir(dir.c_str(), 0700) != 0) throw_errno("create " + dir);
+        JobRecord rec;
+        rec.id = id;
+        rec.uid = peer.uid;
+        rec.gid = peer.gid;
+        rec.state = job_state::kAccepted;
+        rec.created_ms = now_ms();
+        nlohmann::json rj = req;
+        rec.request = rj.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        rec.request_digest = sha256_hex(rec.request);
+        if (req.key) rec.idempotency_key = *req.key;
+        journal_.insert(rec);  // durable (synchronous=FULL) before the client hears "accepted"
+        job = std::make_shared<Job>(id, peer, std::move(p));
+    } catch (const SubmitError&) {
+        undo();
+        throw;
+    } catch (const std::exception& e) {
+        undo();
+        spdlog::error("job {}: could not be accepted: {}", id, e.what());
+        throw SubmitError(kInternal, std::string("could not record the job: ") + e.what());
+    }
+    Submitted s{job, job->subscribe()};
+    std::lock_guard lock(mu_);
+    active_[id] = job;
+    threads_.emplace_back([this, job] { run(job); });
+    return s;
+}
+
+bool JobManager::wait_for_slot(const std::shared_ptr<Job>& job) {
+    std::unique_lock lock(mu_);
+    slot_cv_.wait(lock, [&] { return stopping_ || job->cancel_requested() || running_ < config_.max_jobs; });
+    --queued_;
+    if (stopping_ || job->cancel_requested()) return false;
+    ++running_;
+    return true;
+}
+
+void JobManager::run(const std::shared_ptr<Job>& job) {
+    try {
+        if (!wait_for_slot(job)) {
+            sandbox::JobOutcome o;
+            o.status = sandbox::JobStatus::Cancelled;
+            o.reason = stopping_ ? "the daemon shut down before the job started" : "cancelled before it started";
+            complete(job, make_result(job->id(), o));
+        } else {
+            execute(job);
+            std::lock_guard lock(mu_);
+            --running_;
+        }
+    } catch (const std::exception& e) {
+        spdlog::error("job {}: {}", job->id(), e.what());
+    }
+    slot_cv_.notify_all();
+    std::lock_guard lock(mu_);
+    active_.erase(job->id());
+    uid_t uid = job->owner().uid;
+    if (--per_user_[uid] == 0) per_user_.erase(uid);
+}
+
+void JobManager::execute(const std::shared_ptr<Job>& job) {
+    const std::string& id = job->id();
+    auto fail_now = [&](const std::string& reason) {
+        sandbox::JobOutcome o;
+        o.status = sandbox::JobStatus::SetupFailed;
+        o.reason = reason;
+        complete(job, make_result(id, o));
+    };
+    std::optional<IdLease> lease = ids_.acquire();
+    if (!lease) return fail_now("no free sandbox ids (id-count too small for max-jobs)");
+    journal_.mark_running(id, now_ms());
+    job->set_state(job_state::kRunning);
+    spdlog::info("job {}: running for uid {}: {}", id, job->owner().uid, job->plan_.request.argv[0]);
+
+    FdPair out_pipe = make_pipe(), err_pipe = make_pipe();
+    sandbox::JobSpec spec;
+    spec.job_id = id;
+    spec.argv = job->plan_.request.argv;
+    spec.env = job->plan_.env;
+    spec.caller = {job->owner().uid, job->owner().gid, job->owner().groups};
+    spec.ids = lease->ids();
+    spec.src_dir = std::move(job->plan_.src_dir);
+    spec.out_dir = std::move(job->plan_.out_dir);
+    spec.out_exclude = job->plan_.request.out_exclude;
+    spec.limits = job->plan_.limits;
+    spec.timeout = job->plan_.timeout;
+    spec.cpus_visible = job->plan_.cpus_visible;
+    spec.policy = &policy_;
+    spec.epoch = job->plan_.epoch;
+    try {
+        spec.netns = netns_pool_.take();
+    } catch (const std::exception& e) {
+        return fail_now(std::string("network namespace: ") + e.what());
+    }
+    spec.stdout_fd = out_pipe.write.get();
+    spec.stderr_fd = err_pipe.write.get();
+
+    OutputLog log(job_dir(id) + "/output.log", config_.log_cap_bytes);
+    RunnerProcess runner = RunnerProcess::start(std::move(spec), config_.sandbox);
+    job->set_runner_pid(runner.pid());
+    out_pipe.write.reset();
+    err_pipe.write.reset();
+
+    // Relay until both output pipes and the result pipe reach EOF. The result can
+    // arrive first; output still buffered in the pipes is not lost.
+    std::string result_bytes;
+    uint64_t streamed = 0;
+    bool output_limit = false, result_open = true;
+    UniqueFd* streams[2] = {&out_pipe.read, &err_pipe.read};
+    std::vector<char> buf(protocol::kMaxOutputChunk);
+    while (out_pipe.read || err_pipe.read || result_open) {
+        pollfd p[3] = {{out_pipe.read.get(), POLLIN, 0},
+                       {err_pipe.read.get(), POLLIN, 0},
+                       {result_open ? runner.result_fd() : -1, POLLIN, 0}};
+        if (::poll(p, 3, -1) < 0) {
+            if (errno == EINTR) continue;
+            throw_errno("poll job pipes");
+        }
+        for (int i = 0; i < 2; ++i) {
+            if (!p[i].revents) continue;
+            ssize_t n = ::read(streams[i]->get(), buf.data(), buf.size());
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                streams[i]->reset();
+                continue;
+            }
+            auto kind = i == 0 ? protocol::FrameKind::Stdout : protocol::FrameKind::Stderr;
+            std::string_view chunk(buf.data(), static_cast<size_t>(n));
+            log.append(kind, chunk);
+            streamed += chunk.size();
+            if (streamed > config_.max_output_bytes) {
+                if (!output_limit) {
+                    output_limit = true;
+                    runner.cancel();
+                }
+                continue;  // drained, no longer forwarded
+            }
+            job->hub_.publish({i == 0 ? OutputEvent::Kind::Stdout : OutputEvent::Kind::Stderr, std::string(chunk), {}});
+        }
+        if (p[2].revents) {
+            ssize_t n = ::read(runner.result_fd(), buf.data(), buf.size());
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) result_open = false;
+            else result_bytes.append(buf.data(), static_cast<size_t>(n));
+        }
+    }
+    sandbox::JobOutcome outcome = runner.finish(result_bytes);
+    job->set_runner_pid(-1);
+    // Defence in depth: a runner that died mid-job can't have removed its cgroup.
+    try {
+        sandbox::remove_job_cgroup(config_.sandbox.cgroup, id);
+    } catch (const std::exception& e) {
+        spdlog::warn("job {}: removing leftover cgroup: {}", id, e.what());
+    }
+    if (output_limit) {
+        outcome.status = sandbox::JobStatus::LimitExceeded;
+        outcome.reason = "build output exceeded the limit of " + std::to_string(config_.max_output_bytes) + " bytes";
+    }
+    for (const auto& n : outcome.notices) job->hub_.publish({OutputEvent::Kind::Notice, n, {}});
+    log.sync();
+    std::string phases;
+    for (const auto& [k, v] : outcome.phase_ms) phases += fmt::format(" {}={:.2f}ms", k, v);
+    spdlog::info("job {}: done: status {} {}{}", id, static_cast<int>(outcome.status), outcome.reason, phases);
+    auto result = make_result(id, outcome);
+    complete(job, std::move(result));
+}
+
+void JobManager::complete(const std::shared_ptr<Job>& job, protocol::JobResult result) {
+    nlohmann::json j = result;
+    std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    try {
+        journal_.finish(job->id(), result.state, text, result.reason, now_ms());  // durable before "done"
+    } catch (const std::exception& e) {
+        spdlog::error("job {}: journal: {}", job->id(), e.what());
+        result.reason = "the job finished but its result could not be recorded: " + std::string(e.what());
+        result.client_exit_status = 125;
+        j = result;
+    }
+    {
+        std::lock_guard lock(job->mu_);
+        job->state_ = result.state;
+        job->result_ = result;
+    }
+    job->hub_.publish({OutputEvent::Kind::Done, {}, j});
+    job->hub_.close_all();
+}
+
+void JobManager::recover() {
+    auto stale = journal_.in_states({job_state::kAccepted, job_state::kRunning});
+    for (const auto& rec : stale) {
+        protocol::JobResult r;
+        r.job = rec.id;
+        r.state = job_state::kInterrupted;
+        r.reason = "interrupted: the daemon stopped while the job was " + rec.state;
+        r.client_exit_status = 125;
+        nlohmann::json j = r;
+        journal_.finish(rec.id, r.state, j.dump(), r.reason, now_ms());
+        spdlog::warn("job {}: marked interrupted (was {})", rec.id, rec.state);
+    }
+    for (const auto& name : sandbox::list_job_cgroups(config_.sandbox.cgroup)) {
+        try {
+            sandbox::remove_job_cgroup(config_.sandbox.cgroup, name);
+            spdlog::warn("removed leftover cgroup of job {}", name);
+        } catch (const std::exception& e) {
+            spdlog::error("leftover cgroup of job {}: {}", name, e.what());
+        }
+    }
+}
+
+void JobManager::shutdown(std::chrono::milliseconds grace) {
+    {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+    }
+    slot_cv_.notify_all();
+    auto deadline = std::chrono::steady_clock::now() + grace;
+    for (;;) {
+        {
+            std::lock_guard lock(mu_);
+            if (running_ == 0 && queued_ == 0) break;
+            if (std::chrono::steady_clock::now() >= deadline) {
+                for (auto& [id, job] : active_) job->cancel();
+                break;
+            }
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+}
+
+}  // namespace hermetic::daemon

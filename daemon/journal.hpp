@@ -1,0 +1,77 @@
+// The durable job journal: SQLite in WAL mode with synchronous=FULL, so a record
+// is on disk (fsynced) when a call returns. The schema carries a version and is
+// migrated forward on open, never dropping data.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+struct sqlite3;
+
+namespace hermetic::daemon {
+
+namespace job_state {
+inline constexpr const char* kAccepted = "accepted";
+inline constexpr const char* kRunning = "running";
+inline constexpr const char* kSucceeded = "succeeded";
+inline constexpr const char* kFailed = "failed";
+inline constexpr const char* kCancelled = "cancelled";
+inline constexpr const char* kInterrupted = "interrupted";
+bool is_final(const std::string& state);
+}  // namespace job_state
+
+struct JobRecord {
+    std::string id;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::string state;
+    int64_t created_ms = 0;
+    int64_t started_ms = 0;
+    int64_t finished_ms = 0;
+    std::string request;  // JSON of the run request as accepted
+    std::string result;   // JSON of the JobResult once final
+    std::string reason;
+    std::string idempotency_key;
+    std::string request_digest;
+};
+
+class JournalError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+class Journal {
+public:
+    static constexpr int kSchemaVersion = 1;
+
+    explicit Journal(const std::string& path);
+    ~Journal();
+    Journal(const Journal&) = delete;
+    Journal& operator=(const Journal&) = delete;
+
+    void insert(const JobRecord& rec);
+    void mark_running(const std::string& id, int64_t now_ms);
+    void finish(const std::string& id, const std::string& state, const std::string& result, const std::string& reason,
+                int64_t now_ms);
+    [[nodiscard]] std::optional<JobRecord> get(const std::string& id);
+    [[nodiscard]] std::vector<JobRecord> list(std::optional<uid_t> owner, size_t limit);
+    [[nodiscard]] std::vector<JobRecord> in_states(const std::vector<std::string>& states);
+    [[nodiscard]] std::optional<JobRecord> find_by_key(uid_t uid, const std::string& key);
+    [[nodiscard]] int schema_version();
+
+private:
+    void exec(const char* sql);
+    void migrate();
+    sqlite3* db_ = nullptr;
+    std::mutex mu_;
+};
+
+int64_t now_ms();
+
+}  // namespace hermetic::daemon

@@ -1,0 +1,104 @@
+#include "sandbox/build_exec.hpp"
+
+#include <fcntl.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "common/io.hpp"
+#include "common/sys_error.hpp"
+#include "sandbox/capabilities.hpp"
+#include "sandbox/process_util.hpp"
+#include "sandbox/seccomp_install.hpp"
+
+namespace hermetic::sandbox {
+
+namespace {
+
+[[noreturn]] void fail(int fd, int err, const std::string& msg, int code) noexcept {
+    std::string rec(reinterpret_cast<const char*>(&err), sizeof err);
+    rec += msg.substr(0, 1024);
+    (void)!::write(fd, rec.data(), rec.size());
+    ::_exit(code);
+}
+
+void set_rlimit(int resource, rlim_t value, const char* name) {
+    rlimit rl{value, value};
+    if (::setrlimit(resource, &rl) != 0) throw_errno(std::string("setrlimit ") + name);
+}
+
+std::string env_value(const std::vector<std::string>& env, const std::string& key) {
+    for (const auto& e : env)
+        if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=')
+            return e.substr(key.size() + 1);
+    return {};
+}
+
+void setup_process(const BuildExec& b) {
+    if (::setsid() < 0) throw_errno("setsid");
+    UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (!null) throw_errno("open /dev/null");
+    if (::dup2(null.get(), 0) < 0 || ::dup2(b.stdout_fd, 1) < 0 || ::dup2(b.stderr_fd, 2) < 0) throw_errno("dup2 stdio");
+    // Exactly 0, 1, 2 (and the CLOEXEC error pipe, gone at exec) survive.
+    close_fds_except({0, 1, 2, b.exec_error_fd});
+    if (::chdir("/build") != 0) throw_errno("chdir /build");
+    ::umask(022);
+    set_rlimit(RLIMIT_CORE, 0, "RLIMIT_CORE");
+    set_rlimit(RLIMIT_NOFILE, b.config->nofile_limit, "RLIMIT_NOFILE");
+    if (b.config->fsize_limit) set_rlimit(RLIMIT_FSIZE, b.config->fsize_limit, "RLIMIT_FSIZE");
+    // A fixed address layout: pointers that leak into outputs are the same each run.
+    if (::personality(PER_LINUX | ADDR_NO_RANDOMIZE) < 0) throw_errno("personality(ADDR_NO_RANDOMIZE)");
+    drop_to_build_user();
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) throw_errno("prctl(PR_SET_NO_NEW_PRIVS)");
+}
+
+}  // namespace
+
+void exec_build(const BuildExec& b) noexcept {
+    std::vector<char*> argv, envp;
+    try {
+        setup_process(b);
+        for (const auto& a : *b.argv) argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        for (const auto& e : *b.env) envp.push_back(const_cast<char*>(e.c_str()));
+        envp.push_back(nullptr);
+        // Candidates computed before the filter goes on: nothing after it allocates.
+        std::vector<std::string> candidates;
+        const std::string& name = (*b.argv)[0];
+        if (name.find('/') != std::string::npos) {
+            candidates.push_back(name);
+        } else {
+            std::string path = env_value(*b.env, "PATH");
+            size_t pos = 0;
+            while (pos <= path.size()) {
+                size_t colon = path.find(':', pos);
+                if (colon == std::string::npos) colon = path.size();
+                std::string dir = path.substr(pos, colon - pos);
+                candidates.push_back((dir.empty() ? "." : dir) + "/" + name);
+                pos = colon + 1;
+            }
+        }
+        // No supervisor takes the listener yet: closing it makes any notify action
+        // fail closed with ENOSYS.
+        install_filters(*b.policy).reset();
+        int first_error = ENOENT;
+        for (const auto& c : candidates) {
+            ::execve(c.c_str(), argv.data(), envp.data());
+            // Like execvp: a permission error is remembered, other errors keep searching.
+            if (errno == EACCES) first_error = EACCES;
+            else if (errno != ENOENT && errno != ENOTDIR) {
+                first_error = errno;
+                break;
+            }
+        }
+        fail(b.exec_error_fd, first_error, name + ": " + errno_string(first_error), first_error == ENOENT ? 127 : 126);
+    } catch (const std::exception& e) {
+        fail(b.exec_error_fd, 0, e.what(), 125);
+    }
+}
+
+}  // namespace hermetic::sandbox

@@ -1,0 +1,95 @@
+// What the daemon asks of one sandboxed job, and what it gets back.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/unique_fd.hpp"
+#include "protocol/messages.hpp"
+#include "sandbox/cgroup.hpp"
+#include "sandbox/tree_stream.hpp"
+#include "syscall-policy/policy.hpp"
+
+namespace hermetic::sandbox {
+
+// Fixed facts of the sandbox's inside (the contract).
+inline constexpr uid_t kBuildUid = 1000;
+inline constexpr gid_t kBuildGid = 1000;
+inline constexpr const char* kHostname = "hermetic";
+inline constexpr const char* kDomainname = "(none)";
+
+// Daemon-wide sandbox settings, from the config file.
+struct SandboxConfig {
+    std::optional<std::string> root_dir;   // a configured root instead of the host's system dirs
+    std::vector<std::string> ro_binds;     // extra host paths bound read-only (e.g. /var/lib/dpkg)
+    std::vector<std::string> etc_masks;    // /etc entries hidden from builds (secrets)
+    uint64_t build_bytes = 4ull << 30;     // /build tmpfs quota
+    uint64_t out_bytes = 1ull << 30;       // /out tmpfs quota
+    uint64_t tmp_bytes = 1ull << 30;       // /tmp (and /dev/shm) tmpfs quota
+    TreeLimits source_limits{2ull << 30, 200000};
+    TreeLimits output_limits{1ull << 30, 100000};
+    CgroupConfig cgroup;
+    uint64_t nofile_limit = 65536;         // RLIMIT_NOFILE (soft = hard)
+    uint64_t fsize_limit = 0;              // RLIMIT_FSIZE, 0: unlimited (tmpfs quotas bound files)
+    uint32_t default_cpus_visible = 2;     // what the build sees without --cpus
+};
+
+// The host ids one job's sandbox maps: inner 0 (setup only) and inner 1000 (the build).
+struct IdRange {
+    uid_t root_host_id = 0;   // inner uid/gid 0 maps here
+    uid_t build_host_id = 0;  // inner uid/gid 1000 maps here
+};
+
+struct Caller {
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::vector<gid_t> groups;
+};
+
+struct JobSpec {
+    std::string job_id;
+    std::vector<std::string> argv;
+    std::vector<std::string> env;  // exactly the build's environment, "K=V"
+    Caller caller;
+    IdRange ids;
+    UniqueFd src_dir;                // the caller's --src, opened by the client
+    UniqueFd out_dir;                // the caller's --out, or invalid: hash and discard
+    std::optional<protocol::FileId> out_exclude;
+    CgroupLimits limits;
+    std::optional<std::chrono::milliseconds> timeout;
+    uint32_t cpus_visible = 2;
+    const policy::CompiledPolicy* policy = nullptr;
+    UniqueFd netns;                  // a fresh network namespace with lo up
+    int stdout_fd = -1;              // pipe write ends the daemon reads
+    int stderr_fd = -1;
+    int64_t epoch = 0;               // SOURCE_DATE_EPOCH: times given to copied files
+};
+
+enum class JobStatus {
+    Exited,        // the build exited on its own (exit_code)
+    Signaled,      // killed by a signal (signal); memory limit shows as SIGKILL + reason
+    TimedOut,      // --timeout
+    Cancelled,     // the daemon asked
+    SetupFailed,   // a sandbox step failed (reason names it)
+    LimitExceeded, // source or outputs over a limit, or an output the contract refuses
+};
+
+struct JobOutcome {
+    JobStatus status = JobStatus::SetupFailed;
+    int exit_code = 0;
+    int signal = 0;
+    std::string reason;  // one line for the user; empty when the build just exited
+    bool oom_killed = false;
+    bool pids_limit_hit = false;
+    std::vector<protocol::OutputEntry> outputs;
+    std::vector<std::string> notices;              // e.g. special files skipped in --src
+    std::map<std::string, double> phase_ms;        // where the time went (benchmarks)
+};
+
+}  // namespace hermetic::sandbox

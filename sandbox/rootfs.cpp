@@ -1,0 +1,201 @@
+#include "sandbox/rootfs.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "common/sys_error.hpp"
+#include "sandbox/devfs.hpp"
+#include "sandbox/etc_files.hpp"
+#include "sandbox/mount_util.hpp"
+#include "sandbox/procfs.hpp"
+#include "sandbox/sysfs.hpp"
+
+namespace hermetic::sandbox {
+
+namespace {
+
+// The host directories a build sees (read-only), when no root is configured.
+constexpr const char* kHostSystemEntries[] = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc"};
+// Names the sandbox provides itself; a configured root's versions are not used.
+const std::set<std::string> kProvided = {"build", "out", "tmp", "dev", "proc", "sys", "var", "home",
+                                         "root",  "run", "mnt", "media", "boot", "lost+found"};
+constexpr const char* kStage = ".hermetic-stage";
+
+// One top-level entry of the new root, taken from the host or the configured root.
+struct SystemEntry {
+    std::string name;
+    bool is_symlink = false;
+    std::string link_target;
+    bool is_dir = false;
+    UniqueFd fd;  // O_PATH, opened before the staging mount could hide it
+};
+
+std::vector<SystemEntry> collect_system_entries(const SandboxConfig& config) {
+    std::vector<SystemEntry> out;
+    std::string base = config.root_dir ? *config.root_dir : "";
+    std::vector<std::string> names;
+    if (config.root_dir) {
+        DIR* d = ::opendir(base.c_str());
+        if (!d) throw_errno("open configured root " + base);
+        while (dirent* e = ::readdir(d)) {
+            std::string n = e->d_name;
+            if (n == "." || n == ".." || kProvided.count(n)) continue;
+            names.push_back(n);
+        }
+        ::closedir(d);
+        std::sort(names.begin(), names.end());
+    } else {
+        for (const char* n : kHostSystemEntries) names.emplace_back(n);
+    }
+    for (const auto& n : names) {
+        std::string path = base + "/" + n;
+        struct stat st{};
+        if (::lstat(path.c_str(), &st) != 0) {
+            if (errno == ENOENT) continue;
+            throw_errno("stat " + path);
+        }
+        SystemEntry e;
+        e.name = n;
+        if (S_ISLNK(st.st_mode)) {
+            char buf[4096];
+            ssize_t len = ::readlink(path.c_str(), buf, sizeof buf - 1);
+            if (len < 0) throw_errno("readlink " + path);
+            e.is_symlink = true;
+            e.link_target.assign(buf, static_cast<size_t>(len));
+        } else if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) {
+            e.is_dir = S_ISDIR(st.st_mode);
+            e.fd = open_path(path);
+        } else {
+            continue;  // sockets, fifos, devices at the top of a root: not part of a system
+        }
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+struct ExtraBind {
+    std::string target;  // relative to the new root
+    bool is_dir = true;
+    UniqueFd fd;
+};
+
+std::vector<ExtraBind> open_extra_binds(const std::vector<std::string>& paths) {
+    std::vector<ExtraBind> out;
+    for (const auto& p : paths) {
+        if (p.empty() || p[0] != '/' || p.find("/../") != std::string::npos || p.ends_with("/.."))
+            throw SysError("read-only bind must be an absolute path without '..': " + p, EINVAL);
+        struct stat st{};
+        if (::stat(p.c_str(), &st) != 0) throw_errno("configured read-only bind " + p);
+        ExtraBind b;
+        b.target = p.substr(p.find_first_not_of('/'));
+        b.is_dir = S_ISDIR(st.st_mode);
+        b.fd = open_path(p);
+        out.push_back(std::move(b));
+    }
+    return out;
+}
+
+void setup_etc(const SandboxConfig& config) {
+    struct stat st{};
+    if (::lstat("etc", &st) != 0 || !S_ISDIR(st.st_mode)) return;  // a root without /etc
+    make_dirs(kStage, 0700);
+    for (const auto& [name, content] : generated_etc_files()) {
+        std::string target = "etc/" + name;
+        if (::lstat(target.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;  // can't add to a read-only /etc
+        std::string staged = std::string(kStage) + "/" + name;
+        write_new_file(staged, content, 0644);
+        bind_readonly(staged, target);
+    }
+    std::string empty_file = std::string(kStage) + "/empty";
+    write_new_file(empty_file, "", 0);
+    for (const auto& name : config.etc_masks) {
+        std::string target = "etc/" + name;
+        if (::lstat(target.c_str(), &st) != 0) continue;
+        if (S_ISLNK(st.st_mode)) continue;  // mount would follow it out of /etc
+        if (S_ISDIR(st.st_mode)) {
+            mount_tmpfs(target, 4096, 0755, MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY);
+        } else {
+            bind_readonly(empty_file, target);
+        }
+    }
+}
+
+void remove_stage() {
+    DIR* d = ::opendir(kStage);
+    if (!d) {
+        if (errno == ENOENT) return;
+        throw_errno("open staging dir");
+    }
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(d))
+        if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") names.emplace_back(e->d_name);
+    ::closedir(d);
+    // The binds keep their inodes; the names go so the build sees no staging dir.
+    for (const auto& n : names)
+        if (::unlink((std::string(kStage) + "/" + n).c_str()) != 0) throw_errno("remove staged " + n);
+    if (::rmdir(kStage) != 0) throw_errno("remove staging dir");
+}
+
+void pivot_into_cwd() {
+    // pivot_root(".", ".") stacks the old root on top of the new one; detaching it
+    // then leaves only the new root (the runc/LXC idiom, no temporary directory).
+    if (::syscall(SYS_pivot_root, ".", ".") != 0) throw_errno("pivot_root");
+    if (::umount2(".", MNT_DETACH) != 0) throw_errno("detach old root");
+    if (::chdir("/") != 0) throw_errno("chdir /");
+}
+
+}  // namespace
+
+void assemble_root(const SandboxConfig& config, uint32_t cpus_visible) {
+    // Nothing we mount may propagate back to the host, nor host mounts in.
+    do_mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
+
+    // Take handles on everything we bind before the staging tmpfs covers /tmp,
+    // in case a configured root or bind lives below it.
+    auto system = collect_system_entries(config);
+    auto extra = open_extra_binds(config.ro_binds);
+    auto devices = open_host_devices();
+
+    mount_tmpfs("/tmp", 16 << 20, 0755, MS_NOSUID | MS_NODEV);
+    if (::chdir("/tmp") != 0) throw_errno("chdir to staging root");
+
+    for (auto& e : system) {
+        if (e.is_symlink) {
+            if (::symlink(e.link_target.c_str(), e.name.c_str()) != 0) throw_errno("symlink /" + e.name);
+            continue;
+        }
+        make_mountpoint(e.name, e.is_dir);
+        bind_readonly_fd(e.fd.get(), e.name);
+    }
+    setup_etc(config);
+
+    make_dirs("var");
+    for (auto& b : extra) {
+        make_mountpoint(b.target, b.is_dir);
+        bind_readonly_fd(b.fd.get(), b.target);
+    }
+
+    make_dirs("build");
+    mount_tmpfs("build", config.build_bytes, 0755, MS_NOSUID | MS_NODEV, kBuildUid, kBuildGid);
+    make_dirs("out");
+    mount_tmpfs("out", config.out_bytes, 0755, MS_NOSUID | MS_NODEV, kBuildUid, kBuildGid);
+    make_dirs("tmp");
+    mount_tmpfs("tmp", config.tmp_bytes, 01777, MS_NOSUID | MS_NODEV);
+
+    setup_dev(devices, config.tmp_bytes);
+    setup_proc(devices.at("null").get());
+    setup_sys(cpus_visible);
+    remove_stage();
+
+    pivot_into_cwd();
+    remount_readonly("/", MS_NOSUID | MS_NODEV);
+}
+
+}  // namespace hermetic::sandbox
