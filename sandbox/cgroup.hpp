@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,6 +23,10 @@ enum class CgroupVersion { V1, V2 };
 struct CgroupConfig {
     std::string root = "/sys/fs/cgroup";  // where the hierarchies are mounted
     std::string parent = "hermetic";      // relative to each hierarchy root (v1) or to `root` (v2)
+    // Skips detection when set. V2 then needs `root` to be a cgroup2 directory but
+    // not the memory/pids controllers (a job asking for a limit still needs its
+    // controller); V1 looks for the hierarchies mounted under `root`.
+    std::optional<CgroupVersion> version;
 };
 
 struct CgroupLimits {
