@@ -414,17 +414,19 @@ struct JobState {
 // processes between listing and killing. Frozen tasks act on SIGKILL once thawed.
 class FreezeGuard {
 public:
-    FreezeGuard(const std::vector<Dir>& dirs, CgroupVersion version) {
+    FreezeGuard(const std::vector<Dir>& dirs, CgroupVersion version) : v1_(version == CgroupVersion::V1) {
         for (const auto& d : dirs) {
             if (!d.fd) continue;
-            if (version == CgroupVersion::V1 && d.freezer) dir_ = &d;
+            if (v1_ && d.freezer) dir_ = &d;
             // v2 fallback for kernels without cgroup.kill (5.2 - 5.13).
-            if (version == CgroupVersion::V2 && exists_at(d.fd.get(), d.path, "cgroup.freeze")) dir_ = &d;
+            if (!v1_ && exists_at(d.fd.get(), d.path, "cgroup.freeze")) dir_ = &d;
         }
+    }
+    // Not in the constructor: if waiting fails, the destructor must still thaw.
+    void freeze() {
         if (!dir_) return;
-        v1_ = version == CgroupVersion::V1;
-        write_at(dir_->fd.get(), dir_->path, v1_ ? "freezer.state" : "cgroup.freeze", v1_ ? "FROZEN" : "1");
         active_ = true;
+        write_at(dir_->fd.get(), dir_->path, v1_ ? "freezer.state" : "cgroup.freeze", v1_ ? "FROZEN" : "1");
         // Bounded: a task stuck in uninterruptible sleep keeps the cgroup FREEZING.
         // Killing still works then; the caller's loop signals again after the thaw.
         auto deadline = Clock::now() + kFreezeTimeout;
@@ -451,8 +453,8 @@ private:
         if (v1_) return read_at(dir_->fd.get(), dir_->path, "freezer.state") == "FROZEN\n";
         return keyed_value(read_at(dir_->fd.get(), dir_->path, "cgroup.events"), "frozen") == 1u;
     }
+    bool v1_;
     const Dir* dir_ = nullptr;
-    bool v1_ = false;
     bool active_ = false;
 };
 
@@ -507,6 +509,7 @@ void JobState::kill_all() {
             write_at(v2->fd.get(), v2->path, "cgroup.kill", "1");
         } else {
             FreezeGuard freeze(dirs, version);
+            freeze.freeze();
             kill_listed();
             freeze.thaw();
         }
