@@ -13,12 +13,34 @@
 //      a rule get the policy's default action (an allowlist: unknown -> ENOSYS);
 //   2. the argument filter: default allow, plus every conditional rule.
 // So argument rules can only ever restrict what the table allows.
+//
+// Rule semantics (what compile() emits and decide() computes):
+//  * For one syscall the last unconditional rule wins (a profile can override
+//    what it includes); conditional rules accumulate.
+//  * Verdict = the more restrictive of the table action and the matching
+//    conditional rule: Kill > Errno > Virtualize/Log > Allow. Errno against Errno
+//    keeps the table's errno (a syscall denied outright stays denied its way);
+//    Virtualize against Log takes the conditional rule's.
+//  * Conditional rules of one syscall that could match the same call must have
+//    the same action (libseccomp merges them into one decision tree whose order we
+//    don't control); compile() and decide() reject a policy where they could not.
+//  * Virtualize/Log go to the supervisor through filters[1] (SECCOMP_RET_USER_NOTIF).
+//    If a syscall has an unconditional Virtualize/Log rule, only that reaches the
+//    kernel: the supervisor applies decide(), conditional rules included.
+//  * i386 socketcall/ipc: the arguments of a multiplexed call are in memory, out of
+//    seccomp's sight. A socket or SysV IPC call with conditional rules therefore gets
+//    their action unconditionally through its multiplexer (fail closed), and
+//    exactly as written through its direct i386 number (socket = 359, ...).
+//  * x32 (nr | 0x40000000 with AUDIT_ARCH_X86_64) and every arch other than x86-64
+//    and i386 kill the process. No policy can change that.
 #pragma once
 
 #include <linux/filter.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -91,6 +113,7 @@ public:
 
 // Expands rules, resolves groups, checks syscall names (unknown names are errors)
 // and compiles for x86-64 and i386 (x32 and other arches are killed; not optional).
+// Throws PolicyError for a policy that can't be compiled faithfully.
 CompiledPolicy compile(const Policy& policy);
 
 // The foundation's baseline profile.
@@ -115,7 +138,29 @@ struct Decision {
     Action action;
     const Rule* rule = nullptr;  // nullptr: the policy default applied
 };
+// Expands the policy on every call; for repeated decisions use PreparedPolicy.
 Decision decide(const Policy& policy, Arch arch, int syscall_nr, const uint64_t args[6]);
+
+// A policy expanded once, for the supervisor's per-notification decisions.
+// Keeps a pointer to `policy` (Decision::rule points into it): the policy must
+// outlive this object and stay unchanged. Throws PolicyError like compile().
+class PreparedPolicy {
+public:
+    explicit PreparedPolicy(const Policy& policy);
+    ~PreparedPolicy();
+    PreparedPolicy(PreparedPolicy&&) noexcept;
+    PreparedPolicy& operator=(PreparedPolicy&&) noexcept;
+
+    Decision decide(Arch arch, int syscall_nr, const uint64_t args[6]) const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// The canonical text the digest is computed over: expanded rules, default
+// action, arch set and options. Useful to show what exactly a digest attests.
+std::string canonical_text(const Policy& policy, const CompileOptions& options = {});
 
 // Name <-> number for the given arch (through libseccomp's tables).
 std::optional<int> syscall_number(std::string_view name, Arch arch = Arch::X86_64);

@@ -1,0 +1,580 @@
+// The compiled filters, run through a classic-BPF interpreter with the kernel's
+// rules for stacked filters (kafel's approach), for x86-64, i386, x32 and a
+// foreign arch; and decide() checked against them for every syscall number and
+// the interesting argument values of every rule (gVisor's approach).
+#include <gtest/gtest.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "syscall-policy/groups.hpp"
+#include "syscall-policy/policy.hpp"
+
+namespace hermetic::policy {
+namespace {
+
+// ---- a classic BPF interpreter, as the kernel runs seccomp programs ----------
+
+uint32_t run_bpf(const std::vector<sock_filter>& prog, const seccomp_data& data) {
+    uint32_t a = 0, x = 0, mem[BPF_MEMWORDS] = {};
+    const auto* bytes = reinterpret_cast<const uint8_t*>(&data);
+    size_t pc = 0;
+    // seccomp programs only jump forward, so each instruction runs at most once.
+    for (size_t steps = 0; steps <= prog.size(); ++steps) {
+        if (pc >= prog.size()) throw std::runtime_error("BPF: fell off the end");
+        const sock_filter f = prog[pc++];
+        const uint32_t src = BPF_SRC(f.code) == BPF_X ? x : f.k;
+        switch (BPF_CLASS(f.code)) {
+            case BPF_LD:
+                switch (BPF_MODE(f.code)) {
+                    case BPF_ABS:
+                        if (BPF_SIZE(f.code) != BPF_W || f.k % 4 != 0 || f.k + 4 > sizeof data)
+                            throw std::runtime_error("BPF: bad load");
+                        std::memcpy(&a, bytes + f.k, 4);
+                        break;
+                    case BPF_IMM: a = f.k; break;
+                    case BPF_MEM: a = mem[f.k % BPF_MEMWORDS]; break;
+                    case BPF_LEN: a = sizeof data; break;
+                    default: throw std::runtime_error("BPF: bad ld mode");
+                }
+                break;
+            case BPF_LDX:
+                switch (BPF_MODE(f.code)) {
+                    case BPF_IMM: x = f.k; break;
+                    case BPF_MEM: x = mem[f.k % BPF_MEMWORDS]; break;
+                    case BPF_LEN: x = sizeof data; break;
+                    default: throw std::runtime_error("BPF: bad ldx mode");
+                }
+                break;
+            case BPF_ST: mem[f.k % BPF_MEMWORDS] = a; break;
+            case BPF_STX: mem[f.k % BPF_MEMWORDS] = x; break;
+            case BPF_ALU:
+                switch (BPF_OP(f.code)) {
+                    case BPF_ADD: a += src; break;
+                    case BPF_SUB: a -= src; break;
+                    case BPF_MUL: a *= src; break;
+                    case BPF_DIV: a = src ? a / src : 0; break;
+                    case BPF_MOD: a = src ? a % src : 0; break;
+                    case BPF_OR: a |= src; break;
+                    case BPF_AND: a &= src; break;
+                    case BPF_XOR: a ^= src; break;
+                    case BPF_LSH: a = src < 32 ? a << src : 0; break;
+                    case BPF_RSH: a = src < 32 ? a >> src : 0; break;
+                    case BPF_NEG: a = -a; break;
+                    default: throw std::runtime_error("BPF: bad alu op");
+                }
+                break;
+            case BPF_JMP: {
+                bool taken;
+                switch (BPF_OP(f.code)) {
+                    case BPF_JA: pc += f.k; continue;
+                    case BPF_JEQ: taken = a == src; break;
+                    case BPF_JGT: taken = a > src; break;
+                    case BPF_JGE: taken = a >= src; break;
+                    case BPF_JSET: taken = (a & src) != 0; break;
+                    default: throw std::runtime_error("BPF: bad jmp op");
+                }
+                pc += taken ? f.jt : f.jf;
+                break;
+            }
+            case BPF_RET: return BPF_RVAL(f.code) == BPF_A ? a : f.k;
+            case BPF_MISC:
+                if (BPF_MISCOP(f.code) == BPF_TAX)
+                    x = a;
+                else
+                    a = x;
+                break;
+            default: throw std::runtime_error("BPF: bad class");
+        }
+    }
+    throw std::runtime_error("BPF: loop");
+}
+
+// The kernel runs every filter (newest first) and keeps the most restrictive
+// action; on a tie the newest filter's value stays (kernel/seccomp.c).
+uint32_t run_stack(const CompiledPolicy& cp, const seccomp_data& data) {
+    uint32_t ret = SECCOMP_RET_ALLOW;
+    for (auto it = cp.filters.rbegin(); it != cp.filters.rend(); ++it) {
+        uint32_t cur = run_bpf(it->program, data);
+        if (static_cast<int32_t>(cur & SECCOMP_RET_ACTION_FULL) < static_cast<int32_t>(ret & SECCOMP_RET_ACTION_FULL))
+            ret = cur;
+    }
+    return ret;
+}
+
+constexpr uint32_t kAllow = SECCOMP_RET_ALLOW;
+constexpr uint32_t kKill = SECCOMP_RET_KILL_PROCESS;
+constexpr uint32_t kNotify = SECCOMP_RET_USER_NOTIF;
+constexpr uint32_t err(int e) { return SECCOMP_RET_ERRNO | static_cast<uint32_t>(e); }
+
+uint32_t audit_arch(Arch arch) { return arch == Arch::X86_64 ? AUDIT_ARCH_X86_64 : AUDIT_ARCH_I386; }
+
+uint32_t run_nr(const CompiledPolicy& cp, uint32_t arch, int nr, std::initializer_list<uint64_t> args = {}) {
+    seccomp_data d{};
+    d.nr = nr;
+    d.arch = arch;
+    size_t i = 0;
+    for (uint64_t a : args) d.args[i++] = a;
+    return run_stack(cp, d);
+}
+
+uint32_t run(const CompiledPolicy& cp, Arch arch, const char* name, std::initializer_list<uint64_t> args = {}) {
+    auto nr = syscall_number(name, arch);
+    if (!nr) throw std::runtime_error(std::string("no number for ") + name);
+    return run_nr(cp, audit_arch(arch), *nr, args);
+}
+
+std::string show(uint32_t v) {
+    switch (v & SECCOMP_RET_ACTION_FULL) {
+        case SECCOMP_RET_ALLOW: return "ALLOW";
+        case SECCOMP_RET_KILL_PROCESS: return "KILL_PROCESS";
+        case SECCOMP_RET_USER_NOTIF: return "USER_NOTIF";
+        case SECCOMP_RET_ERRNO: return "ERRNO(" + std::to_string(v & SECCOMP_RET_DATA) + ")";
+        default: return "0x" + std::to_string(v);
+    }
+}
+
+#define EXPECT_VERDICT(expected, actual) EXPECT_EQ(show(expected), show(actual))
+
+const CompiledPolicy& baseline() {
+    static const CompiledPolicy cp = compile(baseline_policy());
+    return cp;
+}
+
+// ---- the baseline, per ABI --------------------------------------------------
+
+class BaselineTest : public ::testing::TestWithParam<Arch> {};
+
+TEST_P(BaselineTest, OrdinaryCallsAreAllowed) {
+    const Arch arch = GetParam();
+    const auto& cp = baseline();
+    EXPECT_VERDICT(kAllow, run(cp, arch, "read"));
+    EXPECT_VERDICT(kAllow, run(cp, arch, "openat"));
+    EXPECT_VERDICT(kAllow, run(cp, arch, "execve"));
+    EXPECT_VERDICT(kAllow, run(cp, arch, "clone", {SIGCHLD}));
+    EXPECT_VERDICT(kAllow, run(cp, arch, "clone", {0x3d0f00}));  // glibc's pthread_create flags
+    EXPECT_VERDICT(kAllow, run(cp, arch, "ioctl", {0, 0x5401 /*TCGETS*/}));
+    EXPECT_VERDICT(kAllow, run(cp, arch, "socket", {AF_UNIX, SOCK_STREAM, 0}));
+    EXPECT_VERDICT(kAllow, run(cp, arch, "socket", {AF_INET6, SOCK_DGRAM, 0}));
+    EXPECT_VERDICT(kAllow, run(cp, arch, "socket", {AF_NETLINK, SOCK_RAW, 0 /*NETLINK_ROUTE*/}));
+    EXPECT_VERDICT(kAllow, run(cp, arch, "socketpair", {AF_UNIX, SOCK_STREAM, 0}));
+    EXPECT_VERDICT(kAllow, run(cp, arch, "seccomp", {SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC}));
+    EXPECT_VERDICT(kAllow, run(cp, arch, "prctl", {PR_SET_NAME}));
+    EXPECT_VERDICT(kAllow, run(cp, arch, "arch_prctl", {0x1002 /*ARCH_SET_FS*/}));
+    EXPECT_VERDICT(kAllow, run(cp, arch, "personality", {0xffffffff}));
+    EXPECT_VERDICT(kAllow, run(cp, arch, "personality", {ADDR_NO_RANDOMIZE}));
+    EXPECT_VERDICT(kAllow, run(cp, arch, "getrandom"));
+    EXPECT_VERDICT(kAllow, run(cp, arch, "memfd_create"));
+    EXPECT_VERDICT(kAllow, run(cp, arch, "epoll_pwait"));
+    EXPECT_VERDICT(kAllow, run(cp, arch, "inotify_init1"));
+    EXPECT_VERDICT(kAllow, run(cp, arch, "sched_setaffinity"));
+    EXPECT_VERDICT(kAllow, run(cp, arch, "clock_gettime"));
+    EXPECT_VERDICT(kAllow, run(cp, arch, "rseq"));
+}
+
+TEST_P(BaselineTest, KernelGlobalCallsAreRefused) {
+    const Arch arch = GetParam();
+    const auto& cp = baseline();
+    for (const char* name : {"mount", "umount2", "pivot_root", "chroot", "ptrace", "process_vm_readv",
+                             "process_vm_writev", "pidfd_getfd", "keyctl", "add_key", "request_key", "bpf", "reboot",
+                             "kexec_load", "init_module", "finit_module", "delete_module", "swapon", "swapoff",
+                             "syslog", "acct", "iopl", "ioperm", "quotactl", "quotactl_fd", "uselib", "vhangup",
+                             "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "setns", "unshare",
+                             "perf_event_open", "userfaultfd", "open_by_handle_at", "name_to_handle_at",
+                             "fanotify_init", "fanotify_mark", "lookup_dcookie", "modify_ldt", "mbind",
+                             "set_mempolicy", "migrate_pages", "move_pages"})
+        EXPECT_VERDICT(err(EPERM), run(cp, arch, name)) << name;
+    if (arch == Arch::X86_64) {
+        for (const char* name : {"kexec_file_load", "_sysctl", "nfsservctl"})
+            EXPECT_VERDICT(err(EPERM), run(cp, arch, name)) << name;
+    } else {
+        for (const char* name : {"stime", "umount", "vm86", "vm86old", "clock_settime64"})
+            EXPECT_VERDICT(err(EPERM), run(cp, arch, name)) << name;
+    }
+}
+
+TEST_P(BaselineTest, GracefulDenialsAreEnosys) {
+    const Arch arch = GetParam();
+    const auto& cp = baseline();
+    for (const char* name : {"clone3", "io_uring_setup", "io_uring_enter", "io_uring_register", "fsopen", "fsconfig",
+                             "fsmount", "fspick", "open_tree", "move_mount", "mount_setattr"})
+        EXPECT_VERDICT(err(ENOSYS), run(cp, arch, name)) << name;
+    EXPECT_VERDICT(err(ENOSYS), run_nr(cp, audit_arch(arch), 1000));
+    EXPECT_VERDICT(err(ENOSYS), run_nr(cp, audit_arch(arch), 0x3fffffff));
+}
+
+TEST_P(BaselineTest, ArgumentRules) {
+    const Arch arch = GetParam();
+    const auto& cp = baseline();
+    EXPECT_VERDICT(err(EPERM), run(cp, arch, "clone", {0x10000000 /*CLONE_NEWUSER*/ | SIGCHLD}));
+    for (uint64_t flag : {0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x20000000, 0x40000000, 0x80})
+        EXPECT_VERDICT(err(EPERM), run(cp, arch, "clone", {flag | SIGCHLD})) << flag;
+    EXPECT_VERDICT(err(EPERM), run(cp, arch, "ioctl", {1, 0x5412 /*TIOCSTI*/}));
+    EXPECT_VERDICT(err(EPERM), run(cp, arch, "ioctl", {1, 0x541C /*TIOCLINUX*/}));
+    EXPECT_VERDICT(err(EPERM), run(cp, arch, "ioctl", {1, (uint64_t{1} << 32) | 0x5412}));
+    EXPECT_VERDICT(err(EPERM), run(cp, arch, "ioctl", {1, (uint64_t{0x123} << 32) | 0x541C}));
+    EXPECT_VERDICT(err(EPERM), run(cp, arch, "seccomp", {SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER}));
+    EXPECT_VERDICT(err(EPERM), run(cp, arch, "seccomp",
+                                   {SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_TSYNC}));
+    EXPECT_VERDICT(err(EPERM), run(cp, arch, "prctl", {PR_SET_TSC, PR_TSC_SIGSEGV}));
+    EXPECT_VERDICT(err(EPERM), run(cp, arch, "arch_prctl", {0x1012 /*ARCH_SET_CPUID*/}));
+    EXPECT_VERDICT(err(EPERM), run(cp, arch, "personality", {READ_IMPLIES_EXEC}));
+    EXPECT_VERDICT(err(EPERM), run(cp, arch, "personality", {0}));
+    EXPECT_VERDICT(err(EPERM), run(cp, arch, "personality", {ADDR_NO_RANDOMIZE | READ_IMPLIES_EXEC}));
+    EXPECT_VERDICT(err(EPERM), run(cp, arch, "personality", {0x0008 /*PER_LINUX32*/}));
+    EXPECT_VERDICT(err(EPERM), run(cp, arch, "personality", {0xfffffffe}));
+    for (uint64_t family : {0, 3, 4, 9, 11, 15, 17 /*AF_PACKET*/, 38 /*AF_ALG*/, 40 /*AF_VSOCK*/, 45, 63, 64, 1000})
+        EXPECT_VERDICT(err(EAFNOSUPPORT), run(cp, arch, "socket", {family, SOCK_RAW, 0})) << family;
+    EXPECT_VERDICT(err(EAFNOSUPPORT), run(cp, arch, "socket", {AF_NETLINK, SOCK_RAW, 9 /*NETLINK_AUDIT*/}));
+    EXPECT_VERDICT(err(EAFNOSUPPORT), run(cp, arch, "socketpair", {AF_PACKET, SOCK_DGRAM, 0}));
+    // High bits the kernel ignores don't smuggle a family through.
+    EXPECT_VERDICT(err(EAFNOSUPPORT), run(cp, arch, "socket", {(uint64_t{1} << 32) | AF_PACKET, SOCK_RAW, 0}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Abi, BaselineTest, ::testing::Values(Arch::X86_64, Arch::I386),
+                         [](const ::testing::TestParamInfo<Arch>& param) {
+                             return param.param == Arch::X86_64 ? "x86_64" : "i386";
+                         });
+
+TEST(Baseline, HighBitsOnX86_64AreRefusedWhereTheKernelTruncates) {
+    const auto& cp = baseline();
+    // The kernel reads personality as unsigned int: 1<<32 | allowed value is refused.
+    EXPECT_VERDICT(err(EPERM), run(cp, Arch::X86_64, "personality", {(uint64_t{1} << 32) | ADDR_NO_RANDOMIZE}));
+    EXPECT_VERDICT(err(EAFNOSUPPORT), run(cp, Arch::X86_64, "socket", {(uint64_t{1} << 32) | AF_UNIX, SOCK_STREAM, 0}));
+}
+
+TEST(Baseline, X32AndForeignArchesAreKilled) {
+    const auto& cp = baseline();
+    for (int nr : {0, 1, 39, 101, 165, 512, 547, 1000})
+        EXPECT_VERDICT(kKill, run_nr(cp, AUDIT_ARCH_X86_64, 0x40000000 | nr)) << nr;
+    EXPECT_VERDICT(kKill, run_nr(cp, AUDIT_ARCH_X86_64, static_cast<int>(0x80000000)));
+    for (uint32_t arch : std::initializer_list<uint32_t>{AUDIT_ARCH_AARCH64, AUDIT_ARCH_ARM, 0u, 0xffffffffu})
+        for (int nr : {0, 3, 63, 1000}) EXPECT_VERDICT(kKill, run_nr(cp, arch, nr)) << arch << " " << nr;
+    // -1 is what a tracer sets to skip a syscall; libseccomp lets it through to the table.
+    EXPECT_VERDICT(err(ENOSYS), run_nr(cp, AUDIT_ARCH_X86_64, -1));
+}
+
+TEST(Baseline, I386SocketcallIsFilteredPerCall) {
+    const auto& cp = baseline();
+    const int socketcall = 102, ipc = 117;
+    // socket()/socketpair() through socketcall: the family is in memory, so the
+    // family rules apply unconditionally (fail closed).
+    EXPECT_VERDICT(err(EAFNOSUPPORT), run_nr(cp, AUDIT_ARCH_I386, socketcall, {1 /*SYS_SOCKET*/, 0x1000}));
+    EXPECT_VERDICT(err(EAFNOSUPPORT), run_nr(cp, AUDIT_ARCH_I386, socketcall, {8 /*SYS_SOCKETPAIR*/, 0x1000}));
+    for (uint64_t call : {2, 3, 4, 5, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20})
+        EXPECT_VERDICT(kAllow, run_nr(cp, AUDIT_ARCH_I386, socketcall, {call, 0x1000})) << call;
+    for (uint64_t call : std::initializer_list<uint64_t>{0, 21, 0x10001, 0xffffffff})
+        EXPECT_VERDICT(err(ENOSYS), run_nr(cp, AUDIT_ARCH_I386, socketcall, {call, 0x1000})) << call;
+    // The direct i386 socket calls (Linux 4.3+) are filtered like x86-64's.
+    EXPECT_VERDICT(kAllow, run_nr(cp, AUDIT_ARCH_I386, 359, {AF_UNIX, SOCK_STREAM, 0}));
+    EXPECT_VERDICT(err(EAFNOSUPPORT), run_nr(cp, AUDIT_ARCH_I386, 359, {AF_PACKET, SOCK_RAW, 0}));
+    // SysV IPC through ipc(2) is allowed per call; unknown calls fall to the default.
+    for (uint64_t call : {1, 2, 3, 4, 11, 12, 13, 14, 21, 22, 23, 24})
+        EXPECT_VERDICT(kAllow, run_nr(cp, AUDIT_ARCH_I386, ipc, {call})) << call;
+    EXPECT_VERDICT(err(ENOSYS), run_nr(cp, AUDIT_ARCH_I386, ipc, {99}));
+}
+
+TEST(Baseline, Shape) {
+    const auto& cp = baseline();
+    ASSERT_EQ(cp.filters.size(), 2u);
+    EXPECT_FALSE(cp.filters[0].needs_listener);
+    EXPECT_FALSE(cp.filters[1].needs_listener);
+    for (const auto& f : cp.filters) {
+        EXPECT_GT(f.program.size(), 10u);
+        EXPECT_LE(f.program.size(), BPF_MAXINSNS);
+    }
+    EXPECT_EQ(cp.digest.size(), 64u);
+    std::printf("baseline: filters[0] %zu insns, filters[1] %zu insns, digest %s\n", cp.filters[0].program.size(),
+                cp.filters[1].program.size(), cp.digest.c_str());
+}
+
+TEST(Baseline, CompileTime) {
+    // Reported, not asserted: timing assertions are flaky on shared machines.
+    const Policy p = baseline_policy();
+    (void)compile(p);  // warm libseccomp's tables
+    const int rounds = 20;
+    auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < rounds; ++i) (void)compile(p);
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / rounds;
+    auto t0 = std::chrono::steady_clock::now();
+    (void)compile(baseline_policy(), {.route_denials_to_supervisor = true});
+    double route_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("baseline compile time: %.2f ms (mean of %d), route mode %.2f ms\n", ms, rounds, route_ms);
+    RecordProperty("baseline_compile_ms", std::to_string(ms));
+}
+
+// ---- routing denials to the supervisor ---------------------------------------
+
+TEST(RouteDenials, DenialsBecomeNotificationsDefaultsStayInKernel) {
+    const CompiledPolicy cp = compile(baseline_policy(), {.route_denials_to_supervisor = true});
+    ASSERT_EQ(cp.filters.size(), 2u);
+    EXPECT_FALSE(cp.filters[0].needs_listener);
+    EXPECT_TRUE(cp.filters[1].needs_listener);
+    for (Arch arch : {Arch::X86_64, Arch::I386}) {
+        EXPECT_VERDICT(kNotify, run(cp, arch, "mount"));
+        EXPECT_VERDICT(kNotify, run(cp, arch, "ptrace"));
+        EXPECT_VERDICT(kNotify, run(cp, arch, "clone3"));
+        EXPECT_VERDICT(kNotify, run(cp, arch, "ioctl", {1, 0x5412}));
+        EXPECT_VERDICT(kNotify, run(cp, arch, "clone", {0x10000000 | SIGCHLD}));
+        EXPECT_VERDICT(kNotify, run(cp, arch, "socket", {AF_PACKET, SOCK_RAW, 0}));
+        EXPECT_VERDICT(kAllow, run(cp, arch, "read"));
+        EXPECT_VERDICT(kAllow, run(cp, arch, "ioctl", {1, 0x5401}));
+        EXPECT_VERDICT(err(ENOSYS), run_nr(cp, audit_arch(arch), 1000));  // the default is not a rule
+    }
+    EXPECT_VERDICT(kNotify, run_nr(cp, AUDIT_ARCH_I386, 102, {1, 0x1000}));
+    EXPECT_VERDICT(kKill, run_nr(cp, AUDIT_ARCH_X86_64, 0x40000000 | 165));
+    EXPECT_NE(cp.digest, baseline().digest);
+}
+
+TEST(Compile, VirtualizeAndLogUseTheSecondFilterOnly) {
+    Policy p;
+    p.default_action = Action::kill();
+    p.rules = {{"@default", {}, Action::allow(), "t"},
+               {"openat", {}, Action::virtualize(), "t"},
+               {"getrandom", {}, Action::log(), "t"},
+               {"ioctl", {}, Action::allow(), "t"},
+               {"ioctl", {{.index = 1, .op = CompareOp::Eq, .value = 0x5412, .width32 = true}}, Action::virtualize(), "t"},
+               // a conditional rule under an unconditional Virtualize: only the NOTIFY is emitted
+               {"openat", {{.index = 2, .op = CompareOp::MaskedEq, .value = 1, .mask = 3}}, Action::error(EROFS), "t"}};
+    const CompiledPolicy cp = compile(p);
+    ASSERT_EQ(cp.filters.size(), 2u);
+    EXPECT_FALSE(cp.filters[0].needs_listener);
+    EXPECT_TRUE(cp.filters[1].needs_listener);
+    EXPECT_VERDICT(kNotify, run(cp, Arch::X86_64, "openat", {0, 0, 0}));
+    EXPECT_VERDICT(kNotify, run(cp, Arch::X86_64, "openat", {0, 0, 1}));
+    EXPECT_VERDICT(kNotify, run(cp, Arch::I386, "getrandom"));
+    EXPECT_VERDICT(kNotify, run(cp, Arch::X86_64, "ioctl", {0, 0x5412}));
+    EXPECT_VERDICT(kAllow, run(cp, Arch::X86_64, "ioctl", {0, 0x5413}));
+    EXPECT_VERDICT(kKill, run(cp, Arch::X86_64, "mount"));
+    // ... and decide() tells the supervisor what the conditional rule says.
+    const uint64_t args[6] = {0, 0, 1, 0, 0, 0};
+    Decision d = decide(p, Arch::X86_64, *syscall_number("openat"), args);
+    EXPECT_EQ(d.action, Action::error(EROFS));
+    ASSERT_NE(d.rule, nullptr);
+    EXPECT_EQ(d.rule, &p.rules[5]);
+    const uint64_t args2[6] = {0, 0, 0, 0, 0, 0};
+    EXPECT_EQ(decide(p, Arch::X86_64, *syscall_number("openat"), args2).action, Action::virtualize());
+}
+
+TEST(Compile, AllAllowArgumentFilterIsOmitted) {
+    Policy p;
+    p.rules = {{"@default", {}, Action::allow(), "t"}, {"mount", {}, Action::error(EPERM), "t"}};
+    const CompiledPolicy cp = compile(p);
+    ASSERT_EQ(cp.filters.size(), 1u);
+    EXPECT_FALSE(cp.filters[0].needs_listener);
+    EXPECT_VERDICT(err(EPERM), run(cp, Arch::I386, "mount"));
+    EXPECT_VERDICT(kAllow, run(cp, Arch::I386, "getpid"));
+}
+
+TEST(Compile, DenialOfSeccompMovesToTheArgumentFilter) {
+    // Without seccomp in the table the installer couldn't load filters[1] after
+    // filters[0]; the denial moves to filters[1] with the same verdict.
+    Policy p;
+    p.rules = {{"@default", {}, Action::allow(), "t"},
+               {"ioctl", {}, Action::allow(), "t"},
+               {"ioctl", {{.index = 1, .op = CompareOp::Eq, .value = 0x5412}}, Action::error(EPERM), "t"}};
+    const CompiledPolicy cp = compile(p);
+    ASSERT_EQ(cp.filters.size(), 2u);
+    seccomp_data d{};
+    d.arch = AUDIT_ARCH_X86_64;
+    d.nr = *syscall_number("seccomp");
+    EXPECT_VERDICT(kAllow, run_bpf(cp.filters[0].program, d));
+    EXPECT_VERDICT(err(ENOSYS), run_stack(cp, d));
+    const uint64_t args[6] = {};
+    EXPECT_EQ(decide(p, Arch::X86_64, d.nr, args).action, Action::error(ENOSYS));
+
+    p.rules.push_back({"seccomp", {}, Action::kill(), "t"});
+    const CompiledPolicy killing = compile(p);
+    EXPECT_VERDICT(kAllow, run_bpf(killing.filters[0].program, d));
+    EXPECT_VERDICT(kKill, run_stack(killing, d));
+}
+
+TEST(Compile, LastUnconditionalRuleWinsConditionalRulesAccumulate) {
+    Policy p;
+    p.rules = {{"@default", {}, Action::allow(), "t"},
+               {"@mount", {}, Action::error(EPERM), "t"},
+               {"mount", {}, Action::error(EACCES), "override"},
+               {"chroot", {}, Action::allow(), "override"},
+               {"chroot", {}, Action::error(EROFS), "again"},
+               {"clone", {}, Action::allow(), "t"},
+               {"clone", {{.index = 0, .op = CompareOp::MaskedEq, .value = 0x10000000, .mask = 0x10000000}},
+                Action::error(EPERM), "a"},
+               {"clone", {{.index = 0, .op = CompareOp::MaskedEq, .value = 0x20000000, .mask = 0x20000000}},
+                Action::error(EPERM), "b"}};
+    const CompiledPolicy cp = compile(p);
+    EXPECT_VERDICT(err(EACCES), run(cp, Arch::X86_64, "mount"));
+    EXPECT_VERDICT(err(EROFS), run(cp, Arch::X86_64, "chroot"));
+    EXPECT_VERDICT(err(EPERM), run(cp, Arch::X86_64, "pivot_root"));
+    EXPECT_VERDICT(err(EPERM), run(cp, Arch::X86_64, "clone", {0x10000000}));
+    EXPECT_VERDICT(err(EPERM), run(cp, Arch::X86_64, "clone", {0x20000000}));
+    EXPECT_VERDICT(kAllow, run(cp, Arch::X86_64, "clone", {0x11}));
+}
+
+TEST(Compile, ErrnoTableWinsOverConditionalErrnoKillOverBoth) {
+    Policy p;
+    p.rules = {{"@default", {}, Action::allow(), "t"},
+               {"ioctl", {}, Action::error(EACCES), "table"},
+               {"ioctl", {{.index = 1, .op = CompareOp::Eq, .value = 1}}, Action::error(EPERM), "cond"},
+               {"ioctl", {{.index = 1, .op = CompareOp::Eq, .value = 2}}, Action::kill(), "kill"}};
+    const CompiledPolicy cp = compile(p);
+    const uint64_t one[6] = {0, 1}, two[6] = {0, 2};
+    EXPECT_VERDICT(err(EACCES), run(cp, Arch::X86_64, "ioctl", {0, 1}));
+    EXPECT_EQ(decide(p, Arch::X86_64, 16, one).action, Action::error(EACCES));
+    EXPECT_VERDICT(kKill, run(cp, Arch::X86_64, "ioctl", {0, 2}));
+    EXPECT_EQ(decide(p, Arch::X86_64, 16, two).action, Action::kill());
+    EXPECT_EQ(decide(p, Arch::X86_64, 16, two).rule, &p.rules[3]);
+}
+
+// ---- decide() against the filters (differential) -------------------------------
+
+// Interesting values per argument index for one syscall, derived from the rules
+// that name it: each value and mask, their neighbours, and high-word variants.
+using Values = std::map<unsigned, std::set<uint64_t>>;
+
+void add_interesting(std::set<uint64_t>& out, uint64_t v) {
+    const uint64_t hi = uint64_t{1} << 32;
+    for (uint64_t x : std::initializer_list<uint64_t>{v, v + 1, v - 1, v | hi, v | 0xffffffff00000000ull, v & 0xffffffffull, ~v, v << 1, v >> 1})
+        out.insert(x);
+}
+
+std::map<std::string, Values> interesting_values(const Policy& p) {
+    std::map<std::string, Values> out;
+    for (const Rule& r : p.rules) {
+        if (r.conditions.empty()) continue;
+        std::vector<std::string> names = r.target.starts_with('@') ? expand_syscall_group(r.target)
+                                                                   : std::vector<std::string>{r.target};
+        for (const std::string& name : names) {
+            for (const ArgCondition& c : r.conditions) {
+                auto& set = out[name][c.index];
+                add_interesting(set, c.value);
+                if (c.op == CompareOp::MaskedEq) {
+                    add_interesting(set, c.mask);
+                    add_interesting(set, c.value | (~c.mask & 0xffffffff));  // top of the block
+                    add_interesting(set, c.value | ~c.mask);
+                }
+            }
+        }
+    }
+    return out;
+}
+
+uint32_t expected_kernel(const Decision& d, bool route) {
+    switch (d.action.kind) {
+        case ActionKind::Allow: return kAllow;
+        case ActionKind::Errno:
+            // Routed: rules (not the default) go to the supervisor.
+            return route && d.rule ? kNotify : err(d.action.errno_value);
+        case ActionKind::Kill: return kKill;
+        case ActionKind::Virtualize:
+        case ActionKind::Log: return kNotify;
+    }
+    return 0;
+}
+
+void differential(const Policy& p, bool route) {
+    const CompiledPolicy cp = compile(p, {.route_denials_to_supervisor = route});
+    const PreparedPolicy prepared(p);
+    const auto values = interesting_values(p);
+    const std::set<uint64_t> generic = {0, 1, 0xffffffff, uint64_t{1} << 32, ~uint64_t{0}, 0x7fffffff, 0x80000000};
+    size_t checked = 0;
+
+    auto check = [&](Arch arch, int nr, const uint64_t args[6]) {
+        seccomp_data d{};
+        d.nr = nr;
+        d.arch = audit_arch(arch);
+        std::memcpy(d.args, args, sizeof d.args);
+        const uint32_t kernel = run_stack(cp, d);
+        const Decision dec = prepared.decide(arch, nr, args);
+        const uint32_t expected = expected_kernel(dec, route);
+        ++checked;
+        if (show(kernel) != show(expected)) {
+            ADD_FAILURE() << (arch == Arch::X86_64 ? "x86_64 " : "i386 ") << nr << " (" << syscall_name(nr, arch)
+                          << ") args " << std::hex << args[0] << "," << args[1] << "," << args[2] << "," << args[3]
+                          << ": filters say " << show(kernel) << ", decide() says " << show(expected)
+                          << (dec.rule ? " from " + dec.rule->origin : std::string(" (default)"));
+            return false;
+        }
+        return true;
+    };
+
+    std::vector<std::pair<Arch, int>> numbers;
+    for (Arch arch : {Arch::X86_64, Arch::I386}) {
+        for (int nr = 0; nr < 600; ++nr) numbers.emplace_back(arch, nr);
+        for (int nr : {-1, -101, -109, -201, -10060, 1000, 0x3fffffff}) numbers.emplace_back(arch, nr);
+    }
+    for (int nr : {0x40000000, 0x40000000 | 39, 0x40000000 | 600, static_cast<int>(0xc0000000)})
+        numbers.emplace_back(Arch::X86_64, nr);
+
+    for (auto [arch, nr] : numbers) {
+        const std::string name = syscall_name(nr, arch);
+        Values v;
+        if (auto it = values.find(name); it != values.end()) v = it->second;
+        if (arch == Arch::I386 && (nr == 102 || nr == 117))
+            for (uint64_t call = 0; call < 26; ++call) v[0].insert(call);  // every multiplexed slot
+        uint64_t args[6] = {};
+        if (!check(arch, nr, args)) continue;
+        bool ok = true;
+        for (unsigned i = 0; i < 6 && ok; ++i) {
+            std::set<uint64_t> vals = generic;
+            if (v.contains(i)) vals.insert(v[i].begin(), v[i].end());
+            for (uint64_t x : vals) {
+                uint64_t a[6] = {};
+                a[i] = x;
+                if (!(ok = check(arch, nr, a))) break;
+            }
+        }
+        // Pairs of indices that a rule of this syscall combines.
+        for (auto i = v.begin(); i != v.end() && ok; ++i)
+            for (auto j = std::next(i); j != v.end() && ok; ++j)
+                for (uint64_t x : i->second) {
+                    for (uint64_t y : j->second) {
+                        uint64_t a[6] = {};
+                        a[i->first] = x;
+                        a[j->first] = y;
+                        if (!(ok = check(arch, nr, a))) break;
+                    }
+                    if (!ok) break;
+                }
+    }
+    std::printf("differential (%s): %zu checks\n", route ? "route" : "kernel", checked);
+}
+
+TEST(Differential, BaselineDecideAgreesWithFilters) { differential(baseline_policy(), false); }
+TEST(Differential, BaselineRoutedDecideAgreesWithFilters) { differential(baseline_policy(), true); }
+
+TEST(Differential, MixedPolicyDecideAgreesWithFilters) {
+    Policy p;
+    p.default_action = Action::kill();
+    p.rules = {{"@default", {}, Action::allow(), "t"},
+               {"@basic-io", {}, Action::allow(), "t"},
+               {"@network-io", {}, Action::allow(), "t"},
+               {"@ipc", {}, Action::error(EACCES), "t"},
+               {"shmget", {}, Action::allow(), "t"},
+               {"shmget", {{.index = 2, .op = CompareOp::MaskedEq, .value = 0x800, .mask = 0x800}}, Action::kill(), "t"},
+               {"openat", {}, Action::virtualize(), "t"},
+               {"getrandom", {}, Action::log(), "t"},
+               {"connect", {{.index = 2, .op = CompareOp::Gt, .value = 110}}, Action::error(EINVAL), "t"},
+               {"sendto", {{.index = 3, .op = CompareOp::Le, .value = 3}, {.index = 5, .op = CompareOp::Ne, .value = 16}},
+                Action::error(EPERM), "t"},
+               {"write", {{.index = 0, .op = CompareOp::Lt, .value = 3}}, Action::log(), "t"},
+               {"write", {{.index = 0, .op = CompareOp::Ge, .value = 1000}}, Action::error(EBADF), "t"},
+               {"mmap", {{.index = 2, .op = CompareOp::MaskedEq, .value = 7, .mask = 7}}, Action::kill(), "t"},
+               {"futex", {{.index = 1, .op = CompareOp::Eq, .value = (uint64_t{1} << 32) | 5}}, Action::error(EPERM), "t"},
+               {"ioctl", {}, Action::allow(), "t"},
+               {"ioctl", {{.index = 1, .op = CompareOp::MaskedEq, .value = 0x5400, .mask = 0xff00, .width32 = true}},
+                Action::error(ENOTTY), "t"}};
+    differential(p, false);
+    differential(p, true);
+}
+
+}  // namespace
+}  // namespace hermetic::policy
