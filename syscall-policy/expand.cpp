@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <map>
 
 #include "syscall-policy/groups.hpp"
 
@@ -147,8 +146,8 @@ bool may_overlap(const CondRule& a, const CondRule& b, Arch arch) {
     return true;
 }
 
-void check_conditional(const SyscallEntry& e, const std::map<const Rule*, size_t>& index_of) {
-    auto origin = [&](const CondRule& r) { return where(*r.source, index_of.at(r.source)); };
+void check_conditional(const SyscallEntry& e, const Policy& policy) {
+    auto origin = [&](const CondRule& r) { return where(*r.source, static_cast<size_t>(r.source - policy.rules.data())); };
     for (size_t i = 0; i < e.conditional.size(); ++i) {
         for (size_t j = i + 1; j < e.conditional.size(); ++j) {
             const CondRule& a = e.conditional[i];
@@ -195,29 +194,31 @@ Expanded expand(const Policy& policy) {
         // The table filter never notifies (one listener per filter stack).
         throw PolicyError("the default action must be allow, errno or kill");
 
-    std::map<std::string, SyscallEntry> by_name;
-    std::map<const Rule*, size_t> index_of;
+    // Entries indexed by name id (known_names() is sorted, so id order is name order).
+    const auto& known = known_names();
+    std::vector<int> slot(known.size(), -1);
+    std::vector<SyscallEntry> entries;
     for (size_t i = 0; i < policy.rules.size(); ++i) {
         const Rule& rule = policy.rules[i];
-        index_of[&rule] = i;
         const std::string ctx = where(rule, i) + " (" + rule.target + ")";
         check_action(rule.action, ctx);
 
-        std::vector<std::string> names;
+        const std::vector<int>* ids = nullptr;
+        int single = -1;
         if (rule.target.starts_with('@')) {
             try {
-                names = expand_syscall_group(rule.target);
+                ids = &group_member_ids(rule.target);
             } catch (const PolicyError& e) {
                 throw PolicyError(where(rule, i) + ": " + e.what());
             }
         } else {
-            if (!is_known_syscall(rule.target))
+            single = name_id(rule.target);
+            if (single < 0)
                 throw PolicyError(where(rule, i) + ": unknown syscall \"" + rule.target +
                                   "\" (not known to libseccomp on x86-64 or i386)");
             if (is_derived_syscall(rule.target))
                 throw PolicyError(where(rule, i) + ": \"" + rule.target +
                                   "\" can't be named: compile() derives it from the calls it multiplexes");
-            names.push_back(rule.target);
         }
 
         CondRule cr;
@@ -234,28 +235,32 @@ Expanded expand(const Policy& policy) {
             throw PolicyError(ctx + ": a conditional allow can't widen the syscall table; allow the syscall "
                                     "and deny the argument values you don't want instead");
 
-        for (std::string& name : names) {
-            if (!is_known_syscall(name))  // a group member libseccomp doesn't know
-                throw PolicyError(where(rule, i) + ": unknown syscall \"" + name + "\" in " + rule.target);
-            auto [it, inserted] = by_name.try_emplace(name);
-            SyscallEntry& e = it->second;
-            if (inserted) {
-                e.name = name;
+        auto apply = [&](int id) {
+            if (slot[id] < 0) {
+                slot[id] = static_cast<int>(entries.size());
+                SyscallEntry& e = entries.emplace_back();
+                e.name = known[id].name;
                 e.table_action = policy.default_action;
-                e.mux = i386_mux_slot(name);
+                e.mux = known[id].mux;
             }
+            SyscallEntry& e = entries[slot[id]];
             if (cr.conds.empty()) {
                 e.table_rule = &rule;
                 e.table_action = rule.action;
             } else {
                 e.conditional.push_back(cr);
             }
-        }
+        };
+        if (ids)
+            for (int id : *ids) apply(id);
+        else
+            apply(single);
     }
-    out.entries.reserve(by_name.size());
-    for (auto& [name, e] : by_name) {
-        check_conditional(e, index_of);
-        out.entries.push_back(std::move(e));
+    out.entries.reserve(entries.size());
+    for (int s : slot) {
+        if (s < 0) continue;
+        check_conditional(entries[s], policy);
+        out.entries.push_back(std::move(entries[s]));
     }
     return out;
 }

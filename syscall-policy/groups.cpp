@@ -1,9 +1,11 @@
 #include "syscall-policy/groups.hpp"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "syscall-policy/policy.hpp"
+#include "syscall-policy/syscall_names.hpp"
 
 namespace hermetic::policy {
 
@@ -174,3 +176,33 @@ std::vector<std::string> expand_syscall_group(std::string_view name) {
 }
 
 }  // namespace hermetic::policy
+
+namespace hermetic::policy::detail {
+
+const std::vector<int>& group_member_ids(std::string_view name) {
+    struct Entry {
+        std::vector<int> ids;
+        std::string error;
+    };
+    static const std::map<std::string_view, Entry> cache = [] {
+        std::map<std::string_view, Entry> out;
+        for (const SyscallGroup& g : syscall_groups()) {
+            Entry& e = out[g.name];
+            for (const std::string& member : expand_syscall_group(g.name)) {
+                int id = name_id(member);
+                if (id < 0) {
+                    e.error = "unknown syscall \"" + member + "\" in " + std::string(g.name);
+                    break;
+                }
+                e.ids.push_back(id);
+            }
+        }
+        return out;
+    }();
+    auto it = cache.find(name);
+    if (it == cache.end()) throw PolicyError("unknown syscall group \"" + std::string(name) + "\"");
+    if (!it->second.error.empty()) throw PolicyError(it->second.error);
+    return it->second.ids;
+}
+
+}  // namespace hermetic::policy::detail

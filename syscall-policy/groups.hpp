@@ -31,4 +31,11 @@ const SyscallGroup* find_syscall_group(std::string_view name);
 // Throws PolicyError for an unknown group.
 std::vector<std::string> expand_syscall_group(std::string_view name);
 
+namespace detail {
+// Internal: the expansion as ids into detail::known_names(), computed once per
+// process. Throws PolicyError for an unknown group or a member libseccomp
+// doesn't know.
+const std::vector<int>& group_member_ids(std::string_view name);
+}  // namespace detail
+
 }  // namespace hermetic::policy

@@ -2,6 +2,7 @@
 
 #include <seccomp.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 
@@ -44,11 +45,40 @@ int i386_mux_number(Multiplexer mux) {
     return mux == Multiplexer::Socketcall ? socketcall : ipc;
 }
 
-bool is_known_syscall(std::string_view name) {
-    if (name.empty()) return false;
-    return resolve_on(Arch::X86_64, name) >= 0 || resolve_on(Arch::I386, name) >= 0 ||
-           i386_mux_slot(name).has_value();
+const std::vector<NameInfo>& known_names() {
+    static const std::vector<NameInfo> table = [] {
+        std::vector<std::string> names;
+        for (uint32_t arch : {uint32_t{SCMP_ARCH_X86_64}, uint32_t{SCMP_ARCH_X86}})
+            for (int nr = 0; nr < 1024; ++nr)
+                if (std::string n = resolve_num(arch, nr); !n.empty()) names.push_back(std::move(n));
+        for (int pnr = kSocketPnrFirst; pnr <= kSocketPnrLast; ++pnr)
+            if (std::string n = resolve_num(SCMP_ARCH_X86, pnr); !n.empty()) names.push_back(std::move(n));
+        for (int pnr = kIpcPnrFirst; pnr <= kIpcPnrLast; ++pnr)
+            if (std::string n = resolve_num(SCMP_ARCH_X86, pnr); !n.empty()) names.push_back(std::move(n));
+        std::sort(names.begin(), names.end());
+        names.erase(std::unique(names.begin(), names.end()), names.end());
+        std::vector<NameInfo> out;
+        for (std::string& n : names) {
+            NameInfo info;
+            info.native = seccomp_syscall_resolve_name(n.c_str());
+            info.i386 = resolve_on(Arch::I386, n);
+            info.mux = i386_mux_slot(n);
+            info.name = std::move(n);
+            out.push_back(std::move(info));
+        }
+        return out;
+    }();
+    return table;
 }
+
+int name_id(std::string_view name) {
+    const auto& names = known_names();
+    auto it = std::lower_bound(names.begin(), names.end(), name,
+                               [](const NameInfo& i, std::string_view n) { return i.name < n; });
+    return it != names.end() && it->name == name ? static_cast<int>(it - names.begin()) : -1;
+}
+
+bool is_known_syscall(std::string_view name) { return name_id(name) >= 0; }
 
 bool is_derived_syscall(std::string_view name) { return name == "socketcall" || name == "ipc"; }
 

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "syscall-policy/policy.hpp"
 
@@ -36,6 +37,19 @@ bool is_known_syscall(std::string_view name);
 // Names rules may not target: the i386 multiplexers are derived from the calls
 // they multiplex, and an unconditional rule on them would shadow those.
 bool is_derived_syscall(std::string_view name);
+
+// Every name libseccomp knows on x86-64 or i386 (numbers below 1024, plus the
+// socket/IPC calls i386 has only through a multiplexer), sorted by name and
+// built once per process: expansion looks names up here instead of asking
+// libseccomp again for each rule.
+struct NameInfo {
+    std::string name;
+    int native = -1;  // seccomp_syscall_resolve_name(): what rules are added with
+    int i386 = -1;    // number on i386 (negative: pseudo)
+    std::optional<MuxSlot> mux;
+};
+const std::vector<NameInfo>& known_names();
+int name_id(std::string_view name);  // index into known_names(), -1 if unknown
 
 // Number -> name on one arch (nullopt if libseccomp has no name for it), and the
 // call multiplexed by socketcall/ipc slot `call` on i386.
