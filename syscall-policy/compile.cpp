@@ -29,7 +29,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <list>
 #include <map>
+#include <mutex>
+#include <optional>
 
 #include "common/sha256.hpp"
 #include "common/sys_error.hpp"
@@ -185,6 +188,13 @@ Plan plan(const detail::Expanded& e, bool route) {
             if (t.kind == ActionKind::Errno && r.action.kind != ActionKind::Kill) continue;
             relevant.push_back(&r);
         }
+        // Canonical order, so the filters are a function of canonical_text()
+        // (which the compile cache relies on). Order can't change a verdict:
+        // rules that may match together share one action (expand.cpp).
+        std::stable_sort(relevant.begin(), relevant.end(), [](const CondRule* a, const CondRule* b) {
+            return std::pair(detail::rule_text(*a), detail::action_text(a->action)) <
+                   std::pair(detail::rule_text(*b), detail::action_text(b->action));
+        });
         auto emitted = [&](const CondRule& r) {
             if (r.action.kind == ActionKind::Errno && route) return uint32_t{SCMP_ACT_NOTIFY};
             return scmp_action(r.action);
@@ -229,12 +239,55 @@ Plan plan(const detail::Expanded& e, bool route) {
     return p;
 }
 
+// Compiled results by canonical text. A daemon compiles the same few policies
+// for every job, and libseccomp's BPF generation dominates the cost (about
+// 10 ms for the baseline's two-arch table, superlinear in its size). The filters
+// are a function of the canonical text (plan() orders everything by it), so a
+// hit returns exactly what compiling would.
+class CompileCache {
+public:
+    std::optional<CompiledPolicy> get(const std::string& key) {
+        std::lock_guard lock(mu_);
+        for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+            if (it->first != key) continue;
+            entries_.splice(entries_.begin(), entries_, it);
+            return entries_.front().second;
+        }
+        return std::nullopt;
+    }
+    void put(std::string key, const CompiledPolicy& value) {
+        std::lock_guard lock(mu_);
+        for (const auto& e : entries_)
+            if (e.first == key) return;
+        entries_.emplace_front(std::move(key), value);
+        if (entries_.size() > kMaxEntries) entries_.pop_back();
+    }
+    void clear() {
+        std::lock_guard lock(mu_);
+        entries_.clear();
+    }
+
+private:
+    static constexpr size_t kMaxEntries = 8;
+    std::mutex mu_;
+    std::list<std::pair<std::string, CompiledPolicy>> entries_;
+};
+
+CompileCache& cache() {
+    static CompileCache c;
+    return c;
+}
+
 }  // namespace
+
+void clear_compile_cache() { cache().clear(); }
 
 CompiledPolicy compile(const Policy& policy) { return compile(policy, CompileOptions{}); }
 
 CompiledPolicy compile(const Policy& policy, const CompileOptions& options) {
     const detail::Expanded e = detail::expand(policy);
+    std::string text = detail::canonical_text(e, options);
+    if (auto hit = cache().get(text)) return std::move(*hit);
     const Plan p = plan(e, options.route_denials_to_supervisor);
 
     CompiledPolicy out;
@@ -265,7 +318,8 @@ CompiledPolicy compile(const Policy& policy, const CompileOptions& options) {
         }
         out.filters.push_back({args.export_bpf(), notify});
     }
-    out.digest = sha256_hex(detail::canonical_text(e, options));
+    out.digest = sha256_hex(text);
+    cache().put(std::move(text), out);
     return out;
 }
 

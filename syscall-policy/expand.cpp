@@ -40,6 +40,8 @@ std::string cond_text(const Cond& c) {
     return s + " " + op_text(c.op) + " " + hex(c.value);
 }
 
+}  // namespace
+
 std::string rule_text(const CondRule& r) {
     std::string s;
     for (const Cond& c : r.conds) {
@@ -48,6 +50,8 @@ std::string rule_text(const CondRule& r) {
     }
     return s;
 }
+
+namespace {
 
 void check_action(const Action& a, const std::string& ctx) {
     if (a.kind == ActionKind::Errno && (a.errno_value <= 0 || a.errno_value > 4095))

@@ -54,6 +54,7 @@ bool rule_matches(const CondRule& r, Arch arch, const uint64_t args[6]);
 Decision combine(const Action& table, const Rule* table_rule, const CondRule* cond);
 
 std::string action_text(const Action& a);
+std::string rule_text(const CondRule& r);  // "a0 == 0x1 && a2 & 0x3 == 0x1"
 std::string canonical_text(const Expanded& e, const CompileOptions& options);
 
 }  // namespace hermetic::policy::detail
