@@ -18,9 +18,17 @@
 
 namespace hermetic::sandbox {
 
+// Stream format version written by send_tree and the only one receive_tree accepts.
+inline constexpr uint32_t kTreeStreamVersion = 1;
+inline constexpr size_t kMaxTreeDepth = 256;        // nested directories below the root
+inline constexpr size_t kMaxTreeNameLen = 255;      // one path component, bytes
+inline constexpr size_t kMaxTreeLinkTarget = 4095;  // symlink target, bytes
+
 struct TreeLimits {
     uint64_t max_bytes = 0;    // total regular-file bytes; 0: unlimited
     uint64_t max_entries = 0;  // files + dirs + symlinks; 0: unlimited
+    // Names the tree in limit messages: "<label>: limit of N bytes exceeded".
+    std::string label = "tree";
 };
 
 // What to do with fifos, sockets and device nodes.
@@ -69,12 +77,23 @@ private:
 };
 
 // Walks root_dirfd (entries sorted by name) and writes the stream to out_fd.
-// Throws TreeError (limits, special files with Refuse, unreadable entries).
+// Throws TreeError (limits, special files with Refuse, unreadable entries). When it
+// fails between records it first writes an abort record, so the receiver throws
+// the same kind and message; a failure inside a file's data (it shrank, a read
+// error) or on out_fd itself leaves the receiver with a truncated stream instead.
+// SIGPIPE is blocked for the calling thread meanwhile: a dead reader is an Io
+// error ("Broken pipe") whatever the disposition. Hard links are copied as
+// separate files. Best effort: raises out_fd's pipe buffer to 1 MiB.
 SendResult send_tree(int root_dirfd, int out_fd, const SendOptions& options);
 
 // Reads a stream from in_fd. With dest_dirfd >= 0 creates everything under it (it
-// must be empty); with -1 only hashes and lists (outputs without --out).
-// Throws TreeError; what was created before an error is left for the caller's cleanup.
+// must be empty); with -1 only hashes and lists (outputs without --out). The
+// dest directory itself keeps its mode and times.
+// Throws TreeError; what was created before an error is left for the caller's
+// cleanup (directories still being filled are 0700; finished ones have their final
+// mode, possibly without owner write: chmod before removing as non-root).
+// It reads ahead in large chunks, so in_fd must carry nothing after the stream.
+// SIGXFSZ is blocked for the calling thread meanwhile (RLIMIT_FSIZE -> Io error).
 ReceiveResult receive_tree(int in_fd, int dest_dirfd, const ReceiveOptions& options);
 
 }  // namespace hermetic::sandbox
