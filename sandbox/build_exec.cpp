@@ -26,7 +26,12 @@ namespace {
     ::_exit(code);
 }
 
+// Sets soft = hard = value, clamped to the current hard limit (raising it needs
+// CAP_SYS_RESOURCE in the host's namespace, which a sandbox never has).
 void set_rlimit(int resource, rlim_t value, const char* name) {
+    rlimit cur{};
+    if (::getrlimit(resource, &cur) != 0) throw_errno(std::string("getrlimit ") + name);
+    if (cur.rlim_max != RLIM_INFINITY && value > cur.rlim_max) value = cur.rlim_max;
     rlimit rl{value, value};
     if (::setrlimit(resource, &rl) != 0) throw_errno(std::string("setrlimit ") + name);
 }
@@ -51,7 +56,7 @@ void setup_process(const BuildExec& b) {
     set_rlimit(RLIMIT_NOFILE, b.config->nofile_limit, "RLIMIT_NOFILE");
     if (b.config->fsize_limit) set_rlimit(RLIMIT_FSIZE, b.config->fsize_limit, "RLIMIT_FSIZE");
     // A fixed address layout: pointers that leak into outputs are the same each run.
-    if (::personality(PER_LINUX | ADDR_NO_RANDOMIZE) < 0) throw_errno("personality(ADDR_NO_RANDOMIZE)");
+    if (::personality(static_cast<unsigned long>(PER_LINUX) | ADDR_NO_RANDOMIZE) < 0) throw_errno("personality(ADDR_NO_RANDOMIZE)");
     drop_to_build_user();
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) throw_errno("prctl(PR_SET_NO_NEW_PRIVS)");
 }

@@ -188,11 +188,10 @@ private:
         ::close(spec_.stderr_fd);
         spec_.stdout_fd = spec_.stderr_fd = -1;
 
+        out_.phase_ms["clone"] = ms_since(t);
         write_id_maps(init_pid_, spec_.ids);
+        out_.phase_ms["idmap"] = ms_since(t);
         if (cgroup_->version() == CgroupVersion::V1) cgroup_->attach(init_pid_);
-        // Init must survive an OOM in its cgroup to reap and report; the build is
-        // what the OOM killer should pick.
-        write_file_at(AT_FDCWD, ("/proc/" + std::to_string(init_pid_) + "/oom_score_adj").c_str(), "-1000");
         write_all(sync_.write.get(), "g", 1);
         sync_.write.reset();
         out_.phase_ms["clone+maps"] = ms_since(t);
@@ -349,6 +348,14 @@ private:
                 fail(JobStatus::SetupFailed, "copying the source failed: " + source_message_);
             return;
         }
+        if (!have_build_status_ && out_.oom_killed) {
+            // The OOM killer chose init itself (it is tiny, so only when nothing
+            // else was left to kill): still the memory limit.
+            out_.status = JobStatus::Signaled;
+            out_.signal = SIGKILL;
+            out_.reason = "memory limit exceeded (" + std::to_string(spec_.limits.memory_bytes) + " bytes)";
+            return;
+        }
         if (!have_build_status_) {
             fail(JobStatus::SetupFailed, "sandbox init ended unexpectedly (status " +
                                              std::to_string(exit_status_of(init_wait_status_)) + ")");
@@ -366,12 +373,16 @@ private:
         if (WIFSIGNALED(build_status_)) {
             out_.status = JobStatus::Signaled;
             out_.signal = WTERMSIG(build_status_);
-            if (out_.oom_killed && out_.signal == SIGKILL)
-                out_.reason = "memory limit exceeded (" + std::to_string(spec_.limits.memory_bytes) + " bytes)";
         } else {
             out_.status = JobStatus::Exited;
             out_.exit_code = WEXITSTATUS(build_status_);
         }
+        // The OOM killer may have hit a child (a shell then exits 137): either way
+        // the user must learn that the memory limit was the cause.
+        if (out_.oom_killed)
+            out_.reason = "memory limit exceeded (" + std::to_string(spec_.limits.memory_bytes) + " bytes)";
+        else if (out_.pids_limit_hit)
+            out_.reason = "the process limit (pids.max) was reached during the build";
     }
 
     void finish() noexcept {

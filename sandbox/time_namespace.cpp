@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include <string>
@@ -23,7 +24,16 @@ std::string offset_line(const char* name, clockid_t clock) {
 void enter_time_namespace_for_children() {
     if (::unshare(CLONE_NEWTIME) != 0) throw_errno("unshare(CLONE_NEWTIME)");
     std::string offsets = offset_line("monotonic", CLOCK_MONOTONIC) + offset_line("boottime", CLOCK_BOOTTIME);
-    write_file_at(AT_FDCWD, "/proc/self/timens_offsets", offsets);
+    // A non-dumpable process's /proc files belong to the host's root, so init
+    // can't open its own timens_offsets. Only init exists in the namespace now.
+    if (::prctl(PR_SET_DUMPABLE, 1) != 0) throw_errno("prctl(PR_SET_DUMPABLE, 1)");
+    try {
+        write_file_at(AT_FDCWD, "/proc/self/timens_offsets", offsets);
+    } catch (...) {
+        (void)::prctl(PR_SET_DUMPABLE, 0);
+        throw;
+    }
+    if (::prctl(PR_SET_DUMPABLE, 0) != 0) throw_errno("prctl(PR_SET_DUMPABLE, 0)");
 }
 
 }  // namespace hermetic::sandbox

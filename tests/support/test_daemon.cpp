@@ -94,7 +94,9 @@ void TestDaemon::start() {
         ::_exit(127);
     }
     for (int i = 0; i < 500; ++i) {
-        auto r = run_process({hermeticctl_path(), "--socket", socket_, "ping"}, {.timeout = std::chrono::seconds(5)});
+        ProcessOptions quick;
+        quick.timeout = std::chrono::seconds(5);
+        auto r = run_process({hermeticctl_path(), "--socket", socket_, "ping"}, quick);
         if (r.status == 0) return;
         int st;
         if (::waitpid(pid_, &st, WNOHANG) == pid_) {
