@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -60,6 +61,9 @@ private:
     std::string state_ = "accepted";
     pid_t runner_pid_ = -1;
     std::optional<protocol::JobResult> result_;
+    // Where the time went, for the benchmark breakdown (job thread only).
+    std::map<std::string, double> phase_ms_;
+    std::chrono::steady_clock::time_point submitted_;
 };
 
 }  // namespace hermetic::daemon

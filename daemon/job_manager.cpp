@@ -168,8 +168,12 @@ Submitted JobManager::submit(const protocol::RunRequest& req, const Peer& peer, 
         rec.request = rj.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
         rec.request_digest = sha256_hex(rec.request);
         if (req.key) rec.idempotency_key = *req.key;
+        auto t = std::chrono::steady_clock::now();
         journal_.insert(rec);  // durable (synchronous=FULL) before the client hears "accepted"
         job = std::make_shared<Job>(id, peer, std::move(p));
+        job->phase_ms_["journal-accept"] =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+        job->submitted_ = std::chrono::steady_clock::now();
     } catch (const SubmitError&) {
         undo();
         throw;
@@ -224,9 +228,14 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
         o.reason = reason;
         complete(job, make_result(id, o));
     };
+    using Clock = std::chrono::steady_clock;
+    auto ms = [](Clock::time_point a) { return std::chrono::duration<double, std::milli>(Clock::now() - a).count(); };
+    job->phase_ms_["queued"] = ms(job->submitted_);
     std::optional<IdLease> lease = ids_.acquire();
     if (!lease) return fail_now("no free sandbox ids (id-count too small for max-jobs)");
+    auto t = Clock::now();
     journal_.mark_running(id, now_ms());
+    job->phase_ms_["journal-running"] = ms(t);
     job->set_state(job_state::kRunning);
     spdlog::info("job {}: running for uid {}: {}", id, job->owner().uid, job->plan_.request.argv[0]);
 
@@ -254,7 +263,10 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
     spec.stderr_fd = err_pipe.write.get();
 
     OutputLog log(job_dir(id) + "/output.log", config_.log_cap_bytes);
+    t = Clock::now();
     RunnerProcess runner = RunnerProcess::start(std::move(spec), config_.sandbox);
+    job->phase_ms_["fork-runner"] = ms(t);
+    t = Clock::now();
     job->set_runner_pid(runner.pid());
     out_pipe.write.reset();
     err_pipe.write.reset();
@@ -304,6 +316,7 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
     }
     sandbox::JobOutcome outcome = runner.finish(result_bytes);
     job->set_runner_pid(-1);
+    job->phase_ms_["runner"] = ms(t);
     // Defence in depth: a runner that died mid-job can't have removed its cgroup.
     try {
         sandbox::remove_job_cgroup(config_.sandbox.cgroup, id);
@@ -315,7 +328,10 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
         outcome.reason = "build output exceeded the limit of " + std::to_string(config_.max_output_bytes) + " bytes";
     }
     for (const auto& n : outcome.notices) job->hub_.publish({OutputEvent::Kind::Notice, n, {}});
+    t = Clock::now();
     log.sync();
+    job->phase_ms_["log-sync"] = ms(t);
+    for (const auto& [k, v] : job->phase_ms_) outcome.phase_ms["daemon:" + k] = v;
     std::string phases;
     for (const auto& [k, v] : outcome.phase_ms) phases += fmt::format(" {}={:.2f}ms", k, v);
     spdlog::info("job {}: done: status {} {}{}", id, static_cast<int>(outcome.status), outcome.reason, phases);
@@ -327,7 +343,10 @@ void JobManager::complete(const std::shared_ptr<Job>& job, protocol::JobResult r
     nlohmann::json j = result;
     std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     try {
+        auto t = std::chrono::steady_clock::now();
         journal_.finish(job->id(), result.state, text, result.reason, now_ms());  // durable before "done"
+        spdlog::debug("job {}: journal-done {:.2f}ms", job->id(),
+                      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
     } catch (const std::exception& e) {
         spdlog::error("job {}: journal: {}", job->id(), e.what());
         result.reason = "the job finished but its result could not be recorded: " + std::string(e.what());
