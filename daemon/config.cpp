@@ -42,7 +42,7 @@ struct RawOptions {
     uint64_t source_max_files = 0, output_max_files = 0, pids_max = 0, default_timeout = 0, max_timeout = 0,
              nofile = 0;
     uint32_t id_base = 0, id_count = 0, max_jobs = 0, max_queued = 0, max_per_user = 0, max_connections = 0,
-             netns_pool = 0, cpus_visible = 0, request_timeout_ms = 0;
+             netns_pool = 0, sandbox_pool = 0, cpus_visible = 0, request_timeout_ms = 0;
     double cpu_limit = 0;
     int64_t default_epoch = 0;
     std::string cgroup_root, cgroup_parent;
@@ -88,6 +88,7 @@ po::options_description shared_options(RawOptions& r, const DaemonConfig& d) {
         ("max-output", po::value(&r.max_output)->default_value(size(d.max_output_bytes)), "build output per job before it is killed")
         ("default-epoch", po::value(&r.default_epoch)->default_value(d.default_epoch), "clock start without --epoch or SOURCE_DATE_EPOCH")
         ("netns-pool", po::value(&r.netns_pool)->default_value(d.netns_pool), "network namespaces prepared ahead")
+        ("sandbox-pool", po::value(&r.sandbox_pool)->default_value(d.sandbox_pool), "sandboxes prepared ahead of jobs (0: on demand)")
         ("cgroup-root", po::value(&r.cgroup_root)->default_value(d.sandbox.cgroup.root), "where cgroup hierarchies are mounted")
         ("cgroup-parent", po::value(&r.cgroup_parent)->default_value(d.sandbox.cgroup.parent), "this daemon's parent cgroup for jobs");
     return o;
@@ -131,6 +132,7 @@ void apply(const RawOptions& r, DaemonConfig& c, const po::variables_map& vm) {
     c.max_output_bytes = parse_size("max-output", r.max_output);
     c.default_epoch = r.default_epoch;
     c.netns_pool = r.netns_pool;
+    c.sandbox_pool = r.sandbox_pool;
     c.sandbox.cgroup.root = r.cgroup_root;
     c.sandbox.cgroup.parent = r.cgroup_parent;
 }
@@ -146,7 +148,7 @@ void validate(const DaemonConfig& c) {
     need(c.id_base >= 65536, "id-base: must be at least 65536 (keep clear of real users)");
     need(c.id_count >= 2 && c.id_count <= (1u << 30), "id-count: must be between 2 and 2^30");
     need(static_cast<uint64_t>(c.id_base) + c.id_count <= 0xFFFFFFFEull, "id-base + id-count: beyond the uid range");
-    need(c.max_jobs >= 1 && c.max_jobs <= c.id_count / 2, "max-jobs: must be at least 1 and at most id-count/2");
+    need(c.max_jobs >= 1, "max-jobs: must be at least 1");
     need(c.max_connections >= 1, "max-connections: must be at least 1");
     need(c.request_timeout.count() >= 100, "request-timeout-ms: must be at least 100");
     need(c.default_memory >= (4u << 20) && c.default_memory <= c.max_memory,
@@ -161,6 +163,9 @@ void validate(const DaemonConfig& c) {
          "build-size, out-size, tmp-size: must each be at least 1M");
     need(c.default_epoch >= 0 && c.default_epoch < 253402300800, "default-epoch: must be between 0 and year 9999");
     need(c.netns_pool <= 64, "netns-pool: at most 64");
+    need(c.sandbox_pool <= 64, "sandbox-pool: at most 64");
+    need(static_cast<uint64_t>(c.max_jobs) + c.sandbox_pool <= c.id_count / 2,
+         "max-jobs + sandbox-pool: each needs two ids, and id-count has only " + std::to_string(c.id_count / 2) + " pairs");
     if (c.sandbox.root_dir) need(is_absolute_clean(*c.sandbox.root_dir), "root-dir: must be an absolute path");
     for (const auto& b : c.sandbox.ro_binds)
         need(is_absolute_clean(b) && b != "/", "ro-bind: must be an absolute path other than /: " + b);

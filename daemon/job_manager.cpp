@@ -63,9 +63,9 @@ protocol::JobResult make_result(const std::string& job_id, const sandbox::JobOut
     return r;
 }
 
-JobManager::JobManager(const DaemonConfig& config, Journal& journal, sandbox::NetnsPool& netns_pool,
+JobManager::JobManager(const DaemonConfig& config, Journal& journal, SandboxPool& sandboxes,
                        const policy::CompiledPolicy& policy)
-    : config_(config), journal_(journal), netns_pool_(netns_pool), policy_(policy), ids_(config.id_base, config.id_count) {}
+    : config_(config), journal_(journal), sandboxes_(sandboxes), policy_(policy) {}
 
 JobManager::~JobManager() {
     shutdown(std::chrono::milliseconds(0));
@@ -231,49 +231,54 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
     using Clock = std::chrono::steady_clock;
     auto ms = [](Clock::time_point a) { return std::chrono::duration<double, std::milli>(Clock::now() - a).count(); };
     job->phase_ms_["queued"] = ms(job->submitted_);
-    std::optional<IdLease> lease = ids_.acquire();
-    if (!lease) return fail_now("no free sandbox ids (id-count too small for max-jobs)");
-    auto t = Clock::now();
-    journal_.mark_running(id, now_ms());
-    job->phase_ms_["journal-running"] = ms(t);
-    job->set_state(job_state::kRunning);
-    spdlog::info("job {}: running for uid {}: {}", id, job->owner().uid, job->plan_.request.argv[0]);
+    PreparedSandbox sb;
+    try {
+        sb = sandboxes_.take();
+    } catch (const std::exception& e) {
+        return fail_now(std::string("sandbox setup failed: ") + e.what());
+    }
+    job->phase_ms_["take-sandbox"] = ms(job->submitted_) - job->phase_ms_["queued"];
+    for (const auto& [k, v] : sb.phase_ms) job->phase_ms_["prepare:" + k] = v;
 
     FdPair out_pipe = make_pipe(), err_pipe = make_pipe();
-    sandbox::JobSpec spec;
+    sandbox::RunSpec spec;
     spec.job_id = id;
     spec.argv = job->plan_.request.argv;
     spec.env = job->plan_.env;
     spec.caller = {job->owner().uid, job->owner().gid, job->owner().groups};
-    spec.ids = lease->ids();
-    spec.src_dir = std::move(job->plan_.src_dir);
-    spec.out_dir = std::move(job->plan_.out_dir);
+    spec.has_out = job->plan_.out_dir.valid();
     spec.out_exclude = job->plan_.request.out_exclude;
     spec.limits = job->plan_.limits;
     spec.timeout = job->plan_.timeout;
     spec.cpus_visible = job->plan_.cpus_visible;
-    spec.policy = &policy_;
     spec.epoch = job->plan_.epoch;
-    try {
-        spec.netns = netns_pool_.take();
-    } catch (const std::exception& e) {
-        return fail_now(std::string("network namespace: ") + e.what());
-    }
-    spec.stdout_fd = out_pipe.write.get();
-    spec.stderr_fd = err_pipe.write.get();
+    spec.filters = policy_.filters;
+    spec.policy_digest = policy_.digest;
+    sandbox::RunFds fds{std::move(out_pipe.write), std::move(err_pipe.write), std::move(job->plan_.src_dir),
+                        std::move(job->plan_.out_dir)};
 
     OutputLog log(job_dir(id) + "/output.log", config_.log_cap_bytes);
-    t = Clock::now();
-    RunnerProcess runner = RunnerProcess::start(std::move(spec), config_.sandbox);
-    job->phase_ms_["fork-runner"] = ms(t);
-    t = Clock::now();
+    auto t = Clock::now();
+    RunnerProcess& runner = sb.runner;
+    try {
+        runner.run(spec, std::move(fds));
+    } catch (const std::exception& e) {
+        return fail_now(std::string("handing the job to its sandbox: ") + e.what());
+    }
     job->set_runner_pid(runner.pid());
-    out_pipe.write.reset();
-    err_pipe.write.reset();
+    job->phase_ms_["hand-over"] = ms(t);
+    // Journaled while the sandbox works: "running" is informational, the durable
+    // point that matters ("accepted") came before the client heard of the job.
+    t = Clock::now();
+    journal_.mark_running(id, now_ms());
+    job->set_state(job_state::kRunning);
+    job->phase_ms_["journal-running"] = ms(t);
+    spdlog::info("job {}: running in {} for uid {}: {}", id, sb.sandbox_id, job->owner().uid, spec.argv[0]);
+    t = Clock::now();
 
     // Relay until both output pipes and the result pipe reach EOF. The result can
     // arrive first; output still buffered in the pipes is not lost.
-    std::string result_bytes;
+    sandbox::JobOutcome outcome;
     uint64_t streamed = 0;
     bool output_limit = false, result_open = true;
     UniqueFd* streams[2] = {&out_pipe.read, &err_pipe.read};
@@ -281,7 +286,7 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
     while (out_pipe.read || err_pipe.read || result_open) {
         pollfd p[3] = {{out_pipe.read.get(), POLLIN, 0},
                        {err_pipe.read.get(), POLLIN, 0},
-                       {result_open ? runner.result_fd() : -1, POLLIN, 0}};
+                       {result_open ? runner.control_fd() : -1, POLLIN, 0}};
         if (::poll(p, 3, -1) < 0) {
             if (errno == EINTR) continue;
             throw_errno("poll job pipes");
@@ -308,18 +313,15 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
             job->hub_.publish({i == 0 ? OutputEvent::Kind::Stdout : OutputEvent::Kind::Stderr, std::string(chunk), {}});
         }
         if (p[2].revents) {
-            ssize_t n = ::read(runner.result_fd(), buf.data(), buf.size());
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) result_open = false;
-            else result_bytes.append(buf.data(), static_cast<size_t>(n));
+            outcome = runner.finish();
+            result_open = false;
         }
     }
-    sandbox::JobOutcome outcome = runner.finish(result_bytes);
     job->set_runner_pid(-1);
     job->phase_ms_["runner"] = ms(t);
     // Defence in depth: a runner that died mid-job can't have removed its cgroup.
     try {
-        sandbox::remove_job_cgroup(config_.sandbox.cgroup, id);
+        sandbox::remove_job_cgroup(config_.sandbox.cgroup, sb.sandbox_id);
     } catch (const std::exception& e) {
         spdlog::warn("job {}: removing leftover cgroup: {}", id, e.what());
     }
@@ -362,8 +364,8 @@ void JobManager::complete(const std::shared_ptr<Job>& job, protocol::JobResult r
     job->hub_.close_all();
 }
 
-void JobManager::recover() {
-    auto stale = journal_.in_states({job_state::kAccepted, job_state::kRunning});
+void recover_after_crash(const DaemonConfig& config, Journal& journal) {
+    auto stale = journal.in_states({job_state::kAccepted, job_state::kRunning});
     for (const auto& rec : stale) {
         protocol::JobResult r;
         r.job = rec.id;
@@ -371,12 +373,12 @@ void JobManager::recover() {
         r.reason = "interrupted: the daemon stopped while the job was " + rec.state;
         r.client_exit_status = 125;
         nlohmann::json j = r;
-        journal_.finish(rec.id, r.state, j.dump(), r.reason, now_ms());
+        journal.finish(rec.id, r.state, j.dump(), r.reason, now_ms());
         spdlog::warn("job {}: marked interrupted (was {})", rec.id, rec.state);
     }
-    for (const auto& name : sandbox::list_job_cgroups(config_.sandbox.cgroup)) {
+    for (const auto& name : sandbox::list_job_cgroups(config.sandbox.cgroup)) {
         try {
-            sandbox::remove_job_cgroup(config_.sandbox.cgroup, name);
+            sandbox::remove_job_cgroup(config.sandbox.cgroup, name);
             spdlog::warn("removed leftover cgroup of job {}", name);
         } catch (const std::exception& e) {
             spdlog::error("leftover cgroup of job {}: {}", name, e.what());

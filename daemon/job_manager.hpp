@@ -18,7 +18,7 @@
 #include "daemon/id_slots.hpp"
 #include "daemon/job.hpp"
 #include "daemon/journal.hpp"
-#include "sandbox/netns_pool.hpp"
+#include "daemon/sandbox_pool.hpp"
 #include "syscall-policy/policy.hpp"
 
 namespace hermetic::daemon {
@@ -40,8 +40,7 @@ struct Submitted {
 
 class JobManager {
 public:
-    JobManager(const DaemonConfig& config, Journal& journal, sandbox::NetnsPool& netns_pool,
-               const policy::CompiledPolicy& policy);
+    JobManager(const DaemonConfig& config, Journal& journal, SandboxPool& sandboxes, const policy::CompiledPolicy& policy);
     ~JobManager();  // cancels what is left and joins every job thread
 
     // Validates and plans the request, journals the job (fsynced), subscribes the
@@ -51,9 +50,6 @@ public:
     // A job still queued or running, or nullptr.
     std::shared_ptr<Job> find(const std::string& id);
 
-    // At start-up: every job the journal shows as accepted or running was cut
-    // short by a crash: mark it interrupted and remove what it left behind.
-    void recover();
 
     // Stop admitting; cancel everything after `grace`.
     void shutdown(std::chrono::milliseconds grace);
@@ -71,9 +67,8 @@ private:
 
     const DaemonConfig& config_;
     Journal& journal_;
-    sandbox::NetnsPool& netns_pool_;
+    SandboxPool& sandboxes_;
     const policy::CompiledPolicy& policy_;
-    IdSlots ids_;
 
     mutable std::mutex mu_;
     std::condition_variable slot_cv_;
@@ -84,6 +79,11 @@ private:
     bool stopping_ = false;
     std::vector<std::thread> threads_;
 };
+
+// At start-up, before any sandbox exists: every job the journal shows as accepted
+// or running was cut short by a crash: mark it interrupted; remove every cgroup
+// left under this daemon's parent (sandboxes of the previous life).
+void recover_after_crash(const DaemonConfig& config, Journal& journal);
 
 // The contract's mapping from a sandbox outcome to what the client sees.
 protocol::JobResult make_result(const std::string& job_id, const sandbox::JobOutcome& outcome);

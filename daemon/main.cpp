@@ -21,6 +21,8 @@
 #include "daemon/job_manager.hpp"
 #include "daemon/journal.hpp"
 #include "daemon/peer.hpp"
+#include "daemon/runner_process.hpp"
+#include "daemon/sandbox_pool.hpp"
 #include "daemon/server.hpp"
 #include "daemon/state_dir.hpp"
 #include "sandbox/netns_pool.hpp"
@@ -124,10 +126,14 @@ int main(int argc, char** argv) {
         Journal journal(config.state_dir + "/journal.db");
         gid_t group = lookup_group(config.group);
         auto policy = policy::compile(policy::baseline_policy());
-        sandbox::detect_cgroup_version(config.sandbox.cgroup);
+        config.sandbox.cgroup.version = sandbox::detect_cgroup_version(config.sandbox.cgroup);
+        const std::string runner = find_runner_binary();
+        // Leftovers of a crashed daemon go before any new sandbox is prepared.
+        recover_after_crash(config, journal);
         sandbox::NetnsPool netns(config.netns_pool);
-        JobManager jobs(config, journal, netns, policy);
-        jobs.recover();
+        IdSlots ids(config.id_base, config.id_count);
+        SandboxPool sandboxes(config, ids, netns, runner);
+        JobManager jobs(config, journal, sandboxes, policy);
         bool from_systemd = false;
         UniqueFd listener = open_listening_socket(config, group, &from_systemd);
 

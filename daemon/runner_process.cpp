@@ -1,119 +1,159 @@
 #include "daemon/runner_process.hpp"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
+#include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "common/io.hpp"
+#include <climits>
+#include <stdexcept>
+
 #include "common/sys_error.hpp"
-#include "sandbox/job_runner.hpp"
+#include "sandbox/control_channel.hpp"
+#include "sandbox/job_codec.hpp"
 #include "sandbox/process_util.hpp"
+
+#ifndef HERMETIC_LIBEXEC_DIR
+#define HERMETIC_LIBEXEC_DIR "/usr/local/libexec/hermetic"
+#endif
+
+extern char** environ;
 
 namespace hermetic::daemon {
 
 using nlohmann::json;
 
-json outcome_to_json(const sandbox::JobOutcome& o) {
-    return json{{"status", static_cast<int>(o.status)},
-                {"exit_code", o.exit_code},
-                {"signal", o.signal},
-                {"reason", o.reason},
-                {"oom_killed", o.oom_killed},
-                {"pids_limit_hit", o.pids_limit_hit},
-                {"outputs", o.outputs},
-                {"notices", o.notices},
-                {"phase_ms", o.phase_ms}};
-}
-
-sandbox::JobOutcome outcome_from_json(const json& j) {
-    sandbox::JobOutcome o;
-    int st = j.at("status").get<int>();
-    if (st < 0 || st > static_cast<int>(sandbox::JobStatus::LimitExceeded)) throw std::runtime_error("bad status");
-    o.status = static_cast<sandbox::JobStatus>(st);
-    o.exit_code = j.value("exit_code", 0);
-    o.signal = j.value("signal", 0);
-    o.reason = j.value("reason", "");
-    o.oom_killed = j.value("oom_killed", false);
-    o.pids_limit_hit = j.value("pids_limit_hit", false);
-    o.outputs = j.value("outputs", std::vector<protocol::OutputEntry>{});
-    o.notices = j.value("notices", std::vector<std::string>{});
-    o.phase_ms = j.value("phase_ms", std::map<std::string, double>{});
-    return o;
-}
-
-RunnerProcess RunnerProcess::start(sandbox::JobSpec spec, const sandbox::SandboxConfig& config) {
-    FdPair pipe = make_pipe();
-    pid_t pid = ::fork();
-    if (pid < 0) throw_errno("fork job runner");
-    if (pid == 0) {
-        // Single-threaded copy of the daemon from here on: drop every fd that isn't
-        // this job's (other clients' sockets, the journal, other jobs' pipes).
-        int code = 0;
-        try {
-            sandbox::close_fds_except({spec.src_dir.get(), spec.out_dir.get(), spec.netns.get(), spec.stdout_fd,
-                                       spec.stderr_fd, pipe.write.get()});
-            sandbox::harden_child_process();
-            // Cancellation (SIGTERM) stays blocked until the runner's signalfd takes
-            // it; everything else the daemon's threads blocked is unblocked.
-            sigset_t mask;
-            sigemptyset(&mask);
-            sigaddset(&mask, SIGTERM);
-            sigaddset(&mask, SIGINT);
-            ::sigprocmask(SIG_SETMASK, &mask, nullptr);
-            auto outcome = sandbox::run_job(spec, config);
-            write_all(pipe.write.get(),
-                      outcome_to_json(outcome).dump(-1, ' ', false, json::error_handler_t::replace));
-        } catch (...) {
-            code = 1;
-        }
-        ::_exit(code);
+std::string find_runner_binary() {
+    std::string candidates[2];
+    char self[PATH_MAX];
+    ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        std::string dir(self, static_cast<size_t>(n));
+        candidates[0] = dir.substr(0, dir.rfind('/')) + "/hermetic-runner";
     }
+    candidates[1] = std::string(HERMETIC_LIBEXEC_DIR) + "/hermetic-runner";
+    for (const auto& c : candidates) {
+        struct stat st{};
+        if (c.empty() || ::stat(c.c_str(), &st) != 0) continue;
+        // Run as root for every job: only root may be able to change it.
+        if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+            throw std::runtime_error(c + " must be owned by root and writable by nobody else");
+        return c;
+    }
+    throw std::runtime_error("hermetic-runner not found (looked next to hermeticd and in " HERMETIC_LIBEXEC_DIR ")");
+}
+
+RunnerProcess RunnerProcess::spawn(const std::string& runner_path, const sandbox::PrepareSpec& prep, UniqueFd netns) {
+    sandbox::SocketPair sp = sandbox::make_socketpair();
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    // fd 3 is the control socket; nothing else of the daemon's reaches the runner.
+    posix_spawn_file_actions_adddup2(&fa, sp.b.get(), 3);
+    // Its stdio is /dev/null: the daemon's terminal or journal is none of its business.
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addclosefrom_np(&fa, 4);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    std::string parent = std::to_string(::getpid());
+    char* argv[] = {const_cast<char*>(runner_path.c_str()), parent.data(), nullptr};
+    char* envp[] = {nullptr};
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, runner_path.c_str(), &fa, &attr, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) throw SysError("spawn " + runner_path, rc);
     RunnerProcess r;
     r.pid_ = pid;
-    r.result_ = std::move(pipe.read);
+    r.control_ = std::move(sp.a);
+    int nfd = netns.get();
+    sandbox::send_control(r.control_.get(), json{{"prepare", prep}}, std::span<const int>(&nfd, 1));
     return r;
 }
 
-RunnerProcess::RunnerProcess(RunnerProcess&& o) noexcept : pid_(std::exchange(o.pid_, -1)), result_(std::move(o.result_)) {}
+RunnerProcess::RunnerProcess(RunnerProcess&& o) noexcept : pid_(std::exchange(o.pid_, -1)), control_(std::move(o.control_)) {}
 
 RunnerProcess& RunnerProcess::operator=(RunnerProcess&& o) noexcept {
     if (this != &o) {
+        this->~RunnerProcess();
         pid_ = std::exchange(o.pid_, -1);
-        result_ = std::move(o.result_);
+        control_ = std::move(o.control_);
     }
     return *this;
 }
 
 RunnerProcess::~RunnerProcess() {
+    control_.reset();  // a waiting runner discards its sandbox on EOF
     if (pid_ > 0) {
         ::kill(pid_, SIGKILL);
         while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
         }
+        pid_ = -1;
     }
+}
+
+std::map<std::string, double> RunnerProcess::wait_ready(std::chrono::milliseconds timeout) {
+    pollfd p{control_.get(), POLLIN, 0};
+    int rc;
+    do {
+        rc = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    } while (rc < 0 && errno == EINTR);
+    if (rc == 0) throw std::runtime_error("sandbox preparation timed out");
+    auto m = sandbox::receive_control(control_.get());
+    if (!m) throw std::runtime_error("the sandbox runner exited while preparing");
+    if (m->body.contains("failed")) throw std::runtime_error(m->body["failed"].get<std::string>());
+    if (!m->body.contains("ready")) throw std::runtime_error("unexpected message from the sandbox runner");
+    return m->body.value("phase_ms", std::map<std::string, double>{});
+}
+
+bool RunnerProcess::still_ready() const {
+    if (pid_ <= 0 || !control_) return false;
+    pollfd p{control_.get(), POLLIN, 0};
+    return ::poll(&p, 1, 0) == 0;  // anything to read now (EOF, failure) means it's gone
+}
+
+void RunnerProcess::run(const sandbox::RunSpec& spec, sandbox::RunFds fds) {
+    std::vector<int> pass = {fds.stdout_w.get(), fds.stderr_w.get(), fds.src_dir.get()};
+    if (spec.has_out) pass.push_back(fds.out_dir.get());
+    sandbox::send_control(control_.get(), json{{"run", spec}}, pass);
 }
 
 void RunnerProcess::cancel() const noexcept {
     if (pid_ > 0) ::kill(pid_, SIGTERM);
 }
 
-sandbox::JobOutcome RunnerProcess::finish(const std::string& bytes) {
-    int status = sandbox::wait_for(pid_);
-    pid_ = -1;
-    result_.reset();
-    auto j = json::parse(bytes, nullptr, false);
-    if (!j.is_discarded() && j.is_object()) {
-        try {
-            return outcome_from_json(j);
-        } catch (const std::exception&) {
-        }
-    }
+sandbox::JobOutcome RunnerProcess::finish() noexcept {
     sandbox::JobOutcome o;
-    o.status = sandbox::JobStatus::SetupFailed;
-    o.reason = "job runner died (" +
-               (WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
-                                    : "status " + std::to_string(sandbox::exit_status_of(status))) +
-               ")";
+    std::string why;
+    try {
+        auto m = sandbox::receive_control(control_.get());
+        if (m && m->body.contains("outcome")) o = m->body["outcome"].get<sandbox::JobOutcome>();
+        else why = "the job runner ended without an outcome";
+    } catch (const std::exception& e) {
+        why = std::string("the job runner's report was unreadable: ") + e.what();
+    }
+    control_.reset();
+    int status = 0;
+    try {
+        status = sandbox::wait_for(pid_);
+    } catch (...) {
+    }
+    pid_ = -1;
+    if (!why.empty()) {
+        o = {};
+        o.status = sandbox::JobStatus::SetupFailed;
+        o.reason = why + (WIFSIGNALED(status) ? " (signal " + std::to_string(WTERMSIG(status)) + ")" : "");
+    }
     return o;
 }
 

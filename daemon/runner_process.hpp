@@ -1,12 +1,14 @@
-// Forks the per-job runner (sandbox::run_job) from the daemon and reads its
-// outcome back. The runner is a separate process so that whatever a job does to
-// it, the daemon stays up; it dies with the job thread that forked it
-// (PR_SET_PDEATHSIG), and so does the whole sandbox with it.
+// One hermetic-runner process as the daemon sees it. Spawned with posix_spawn
+// (vfork + exec: cheap, and safe from a multithreaded daemon), it prepares a
+// sandbox, reports "ready", takes one job and reports its outcome. It dies with
+// the daemon thread that spawned it (PR_SET_PDEATHSIG), and its sandbox with it.
 #pragma once
 
 #include <sys/types.h>
 
-#include <nlohmann/json.hpp>
+#include <chrono>
+#include <map>
+#include <string>
 
 #include "common/unique_fd.hpp"
 #include "sandbox/job_spec.hpp"
@@ -15,27 +17,35 @@ namespace hermetic::daemon {
 
 class RunnerProcess {
 public:
-    // Forks; the child runs the job and writes the outcome as JSON on a pipe.
-    static RunnerProcess start(sandbox::JobSpec spec, const sandbox::SandboxConfig& config);
+    // Spawns `runner_path` and sends it the preparation. Doesn't wait.
+    static RunnerProcess spawn(const std::string& runner_path, const sandbox::PrepareSpec& prep, UniqueFd netns);
 
     RunnerProcess() = default;
     RunnerProcess(RunnerProcess&&) noexcept;
     RunnerProcess& operator=(RunnerProcess&&) noexcept;
     ~RunnerProcess();  // a runner still alive is killed (its sandbox dies with it)
 
-    [[nodiscard]] int result_fd() const { return result_.get(); }
+    // Waits for "ready"; throws std::runtime_error with the runner's reason.
+    std::map<std::string, double> wait_ready(std::chrono::milliseconds timeout);
+    // Whether a prepared runner is still waiting (no EOF, no message on its socket).
+    [[nodiscard]] bool still_ready() const;
+    // Hands over the job; the fds are sent and closed here.
+    void run(const sandbox::RunSpec& spec, sandbox::RunFds fds);
+    [[nodiscard]] int control_fd() const { return control_.get(); }
     [[nodiscard]] pid_t pid() const { return pid_; }
     // Asks the runner to cancel (it tears the sandbox down and reports Cancelled).
     void cancel() const noexcept;
-    // After result_fd hit EOF: parse what was read and reap the runner.
-    sandbox::JobOutcome finish(const std::string& result_bytes);
+    // Reads the outcome (control_fd is readable) and reaps the runner. Never throws:
+    // a runner that died reports as a failed job with the reason.
+    sandbox::JobOutcome finish() noexcept;
 
 private:
     pid_t pid_ = -1;
-    UniqueFd result_;
+    UniqueFd control_;
 };
 
-nlohmann::json outcome_to_json(const sandbox::JobOutcome& o);
-sandbox::JobOutcome outcome_from_json(const nlohmann::json& j);
+// The hermetic-runner binary: next to hermeticd, else the installed libexec path.
+// Throws if it is missing or could be changed by anyone but root.
+std::string find_runner_binary();
 
 }  // namespace hermetic::daemon

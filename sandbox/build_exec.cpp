@@ -43,11 +43,20 @@ std::string env_value(const std::vector<std::string>& env, const std::string& ke
     return {};
 }
 
-void setup_process(const BuildExec& b) {
+void setup_process(BuildExec& b) {
     if (::setsid() < 0) throw_errno("setsid");
+    // Lift every descriptor we still need above 2 first, so that filling 0..2 can't
+    // clobber one that happened to land there.
+    auto above_stdio = [](int fd) {
+        int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (moved < 0) throw_errno("fcntl(F_DUPFD_CLOEXEC)");
+        return moved;
+    };
+    int out = above_stdio(b.stdout_fd), err = above_stdio(b.stderr_fd);
+    b.exec_error_fd = above_stdio(b.exec_error_fd);
     UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (!null) throw_errno("open /dev/null");
-    if (::dup2(null.get(), 0) < 0 || ::dup2(b.stdout_fd, 1) < 0 || ::dup2(b.stderr_fd, 2) < 0) throw_errno("dup2 stdio");
+    if (::dup2(null.get(), 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(err, 2) < 0) throw_errno("dup2 stdio");
     // Exactly 0, 1, 2 (and the CLOEXEC error pipe, gone at exec) survive.
     close_fds_except({0, 1, 2, b.exec_error_fd});
     if (::chdir("/build") != 0) throw_errno("chdir /build");
@@ -63,7 +72,7 @@ void setup_process(const BuildExec& b) {
 
 }  // namespace
 
-void exec_build(const BuildExec& b) noexcept {
+void exec_build(BuildExec b) noexcept {
     std::vector<char*> argv, envp;
     try {
         setup_process(b);

@@ -25,6 +25,6 @@ struct BuildExec {
 
 // Never returns: execs the build or _exits 126 (not executable), 127 (not
 // found), or 125 (a setup step failed).
-[[noreturn]] void exec_build(const BuildExec& b) noexcept;
+[[noreturn]] void exec_build(BuildExec b) noexcept;
 
 }  // namespace hermetic::sandbox

@@ -612,9 +612,34 @@ JobCgroup JobCgroup::create(const CgroupConfig& config, const std::string& name,
         d.memory = contains(have, "memory");
         d.pids = contains(have, "pids");
         d.cpu = contains(have, "cpu");
+        cg.set_limits(limits);
+        return cg;
+    }
+
+    auto hs = require_v1(root);
+    if (quota && !has_v1(hs, &V1Hierarchy::cpu))
+        throw SysError("cgroup: no cgroup v1 cpu hierarchy mounted under " + root + "; can't set a cpu limit", ENOTSUP);
+    for (const auto& h : hs) {
+        UniqueFd parent = open_parent(h.mount, comps, true, nullptr);
+        Dir& d = make_job_dir(std::move(parent), h.mount + "/" + config.parent);
+        d.memory = h.memory;
+        d.pids = h.pids;
+        d.cpu = h.cpu;
+        d.freezer = h.freezer;
+    }
+    cg.set_limits(limits);
+    return cg;
+}
+
+void JobCgroup::set_limits(const CgroupLimits& limits) {
+    JobState& s = state(impl_);
+    if (s.removed) throw SysError("cgroup: set limits on removed job " + s.name, ENOENT);
+    uint64_t quota = limits.cpus == 0 ? 0 : cpu_quota_us(limits.cpus);
+    if (s.version == CgroupVersion::V2) {
+        const Dir& d = s.dirs.at(0);
         auto need = [&](bool ok, const char* ctl, const char* limit) {
             if (!ok)
-                throw SysError(std::string("cgroup: the ") + ctl + " controller isn't available under " + root +
+                throw SysError(std::string("cgroup: the ") + ctl + " controller isn't available under " + d.path +
                                    "; can't set a " + limit + " limit",
                                ENOTSUP);
         };
@@ -632,38 +657,28 @@ JobCgroup JobCgroup::create(const CgroupConfig& config, const std::string& name,
             need(d.cpu, "cpu", "cpu");
             write_at(d.fd.get(), d.path, "cpu.max", std::to_string(quota) + " " + std::to_string(kCpuPeriodUs));
         }
-        return cg;
-    }
-
-    auto hs = require_v1(root);
-    if (quota && !has_v1(hs, &V1Hierarchy::cpu))
-        throw SysError("cgroup: no cgroup v1 cpu hierarchy mounted under " + root + "; can't set a cpu limit", ENOTSUP);
-    for (const auto& h : hs) {
-        UniqueFd parent = open_parent(h.mount, comps, true, nullptr);
-        Dir& d = make_job_dir(std::move(parent), h.mount + "/" + config.parent);
-        d.memory = h.memory;
-        d.pids = h.pids;
-        d.cpu = h.cpu;
-        d.freezer = h.freezer;
+        return;
     }
     if (limits.memory_bytes) {
-        const Dir& d = im.role(&Dir::memory, "memory");
+        const Dir& d = s.role(&Dir::memory, "memory");
         std::string v = std::to_string(limits.memory_bytes);
+        // memory+swap, so swapping out doesn't escape the limit; absent without swap
+        // accounting. memsw must stay >= memory, so order the writes by direction.
+        bool memsw = exists_at(d.fd.get(), d.path, "memory.memsw.limit_in_bytes");
+        uint64_t cur = read_u64_at(d.fd.get(), d.path, "memory.limit_in_bytes");
+        if (memsw && limits.memory_bytes > cur) write_at(d.fd.get(), d.path, "memory.memsw.limit_in_bytes", v);
         write_at(d.fd.get(), d.path, "memory.limit_in_bytes", v);
-        // memory+swap, so swapping out doesn't escape the limit; absent without swap accounting.
-        if (exists_at(d.fd.get(), d.path, "memory.memsw.limit_in_bytes"))
-            write_at(d.fd.get(), d.path, "memory.memsw.limit_in_bytes", v);
+        if (memsw && limits.memory_bytes <= cur) write_at(d.fd.get(), d.path, "memory.memsw.limit_in_bytes", v);
     }
     if (limits.pids_max) {
-        const Dir& d = im.role(&Dir::pids, "pids");
+        const Dir& d = s.role(&Dir::pids, "pids");
         write_at(d.fd.get(), d.path, "pids.max", std::to_string(limits.pids_max));
     }
     if (quota) {
-        const Dir& d = im.role(&Dir::cpu, "cpu");
+        const Dir& d = s.role(&Dir::cpu, "cpu");
         write_at(d.fd.get(), d.path, "cpu.cfs_period_us", std::to_string(kCpuPeriodUs));
         write_at(d.fd.get(), d.path, "cpu.cfs_quota_us", std::to_string(quota));
     }
-    return cg;
 }
 
 CgroupVersion JobCgroup::version() const { return state(impl_).version; }

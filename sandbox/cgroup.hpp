@@ -52,6 +52,9 @@ public:
     JobCgroup& operator=(const JobCgroup&) = delete;
     ~JobCgroup();
 
+    // Applies (or changes) the limits: a pooled sandbox's cgroup is created ahead of
+    // time with the daemon's defaults and gets the job's own limits when it starts.
+    void set_limits(const CgroupLimits& limits);
     [[nodiscard]] CgroupVersion version() const;
     // v2: an O_DIRECTORY fd of the job cgroup, for clone3(CLONE_INTO_CGROUP). v1: -1.
     [[nodiscard]] int v2_dir_fd() const;

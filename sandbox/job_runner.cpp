@@ -15,13 +15,15 @@
 
 #include <chrono>
 #include <cstring>
+#include <dirent.h>
 
 #include "common/io.hpp"
 #include "common/sys_error.hpp"
 #include "sandbox/helper_process.hpp"
 #include "sandbox/process_util.hpp"
 #include "sandbox/sandbox_init.hpp"
-#include "sandbox/status_channel.hpp"
+#include "sandbox/control_channel.hpp"
+#include "sandbox/job_codec.hpp"
 #include "sandbox/tree_stream.hpp"
 #include "sandbox/userns.hpp"
 
@@ -97,23 +99,121 @@ std::string reason_for_helper(const HelperResult& r, const char* what) {
 
 bool is_limit(const HelperResult& r) { return r.error_kind == "limit" || r.error_kind == "special"; }
 
+
+// Whether the caller's source directory is empty, through the descriptor the
+// client opened (so with the client's read permission, checked at open). An
+// unreadable descriptor is "not known to be empty": the caller-side helper then
+// reports the precise error.
+bool source_is_empty(int dirfd) {
+    UniqueFd dup(::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dup) return false;
+    DIR* d = ::fdopendir(dup.release());
+    if (!d) return false;
+    bool empty = true;
+    while (dirent* e = ::readdir(d)) {
+        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
+            empty = false;
+            break;
+        }
+    }
+    ::closedir(d);
+    return empty;
+}
+
 class Runner {
 public:
-    Runner(JobSpec& spec, const SandboxConfig& config) : spec_(spec), config_(config) {}
+    Runner(int control, PrepareSpec prep) : control_(control), prep_(std::move(prep)) {}
 
-    JobOutcome run() {
+    // Builds the sandbox up to the point where only the job is missing.
+    void prepare(UniqueFd netns) {
+        auto t = Clock::now();
+        // The sandbox must not inherit root's supplementary groups (a 0640 root:root
+        // file would be readable through group 0 even with uid 0 unmapped).
+        if (::setgroups(0, nullptr) != 0) throw_errno("setgroups");
+        if (::signal(SIGPIPE, SIG_IGN) == SIG_ERR) throw_errno("signal(SIGPIPE)");
+        signals_ = make_signalfd();
+        timer_ = make_timer(std::nullopt);
+        cgroup_.emplace(JobCgroup::create(prep_.config.cgroup, prep_.sandbox_id, prep_.default_limits));
+        phase_ms_["cgroup"] = ms_since(t);
+
+        t = Clock::now();
+        SocketPair sp = make_socketpair();
+        if (::setns(netns.get(), CLONE_NEWNET) != 0) throw_errno("setns(network namespace)");
+        netns.reset();
+        int cgfd = cgroup_->version() == CgroupVersion::V2 ? cgroup_->v2_dir_fd() : -1;
+        Clone c = clone_sandbox(cgfd);
+        if (c.pid == 0) {
+            int rc = 1;
+            try {
+                close_fds_except({sp.b.get()});
+                ensure_stdio_open();
+                InitContext ctx{&prep_.config, sp.b.get()};
+                rc = sandbox_init_main(ctx);
+            } catch (...) {
+            }
+            ::_exit(rc);
+        }
+        init_pid_ = c.pid;
+        init_pidfd_ = std::move(c.pidfd);
+        init_ = std::move(sp.a);
+        sp.b.reset();
+        phase_ms_["clone"] = ms_since(t);
+        write_id_maps(init_pid_, prep_.ids);
+        if (cgroup_->version() == CgroupVersion::V1) cgroup_->attach(init_pid_);
+        send_control(init_.get(), {{"go", true}});
+        phase_ms_["clone+maps"] = ms_since(t);
+        auto m = receive_control(init_.get());
+        if (!m || !m->body.contains("prepared")) {
+            std::string why = m ? m->body.value("message", "unexpected message") : "init ended";
+            throw std::runtime_error(why);
+        }
+        auto phases = m->body.value("phase_ms", std::map<std::string, double>{});
+        phase_ms_.insert(phases.begin(), phases.end());
+    }
+
+    [[nodiscard]] const std::map<std::string, double>& phases() const { return phase_ms_; }
+
+    // Waits for the job; false if the daemon let go of the sandbox (or it broke).
+    bool wait_for_job(RunSpec& spec, RunFds& fds) {
+        for (;;) {
+            pollfd p[3] = {{control_, POLLIN, 0}, {init_pidfd_.get(), POLLIN, 0}, {signals_.get(), POLLIN, 0}};
+            if (::poll(p, 3, -1) < 0) {
+                if (errno == EINTR) continue;
+                throw_errno("poll");
+            }
+            if (p[1].revents || p[2].revents) return false;  // init died, or we were told to stop
+            auto m = receive_control(control_);
+            if (!m) return false;
+            if (!m->body.contains("run")) throw std::runtime_error("runner: expected a job");
+            spec = m->body["run"].get<RunSpec>();
+            size_t want = spec.has_out ? 4 : 3;
+            if (m->fds.size() != want) throw std::runtime_error("runner: wrong number of descriptors for the job");
+            fds.stdout_w = std::move(m->fds[0]);
+            fds.stderr_w = std::move(m->fds[1]);
+            fds.src_dir = std::move(m->fds[2]);
+            if (spec.has_out) fds.out_dir = std::move(m->fds[3]);
+            return true;
+        }
+    }
+
+    JobOutcome run(RunSpec spec, RunFds fds) {
+        spec_ = std::move(spec);
+        fds_ = std::move(fds);
         auto t_all = Clock::now();
+        out_.phase_ms = phase_ms_;
         try {
-            prepare();
-            start_sandbox();
+            start_job();
             supervise();
         } catch (const std::exception& e) {
             if (!failed_) fail(JobStatus::SetupFailed, std::string("sandbox setup failed: ") + e.what());
         }
         finish();
-        out_.phase_ms["total"] = ms_since(t_all);
+        out_.phase_ms["job-total"] = ms_since(t_all);
         return std::move(out_);
     }
+
+    // Tears down a sandbox that never got a job.
+    void discard() noexcept { finish_teardown(); }
 
 private:
     void fail(JobStatus status, std::string reason) {
@@ -123,92 +223,57 @@ private:
         out_.reason = std::move(reason);
     }
 
-    void prepare() {
+    void start_job() {
         auto t = Clock::now();
-        // The sandbox must not inherit root's supplementary groups (a 0640 root:root
-        // file would be readable through group 0 even with uid 0 unmapped).
-        if (::setgroups(0, nullptr) != 0) throw_errno("setgroups");
-        if (::signal(SIGPIPE, SIG_IGN) == SIG_ERR) throw_errno("signal(SIGPIPE)");
-        signals_ = make_signalfd();
-        timer_ = make_timer(std::nullopt);
-        cgroup_.emplace(JobCgroup::create(config_.cgroup, spec_.job_id, spec_.limits));
-        out_.phase_ms["cgroup"] = ms_since(t);
-
-        t = Clock::now();
-        sync_ = make_pipe();
-        status_ = make_pipe();
-        source_ = make_pipe();
+        cgroup_->set_limits(spec_.limits);
         outputs_ = make_pipe();
-        SendOptions send;
-        send.limits = config_.source_limits;
-        send.special = SpecialFiles::Skip;
-        send.exclude = spec_.out_exclude;
-        int src = spec_.src_dir.get(), w = source_.write.get();
-        Caller caller = spec_.caller;
-        reader_ = HelperProcess::spawn({src, w}, [caller] { become_caller(caller); },
-                                       [src, w, send] {
-                                           auto r = send_tree(src, w, send);
-                                           return nlohmann::json{{"skipped", r.skipped}, {"bytes", r.bytes}};
-                                       });
-        source_.write.reset();
-        spec_.src_dir.reset();
-        out_.phase_ms["source-reader"] = ms_since(t);
-    }
-
-    void start_sandbox() {
-        auto t = Clock::now();
-        if (::setns(spec_.netns.get(), CLONE_NEWNET) != 0) throw_errno("setns(network namespace)");
-        spec_.netns.reset();
-        int cgfd = cgroup_->version() == CgroupVersion::V2 ? cgroup_->v2_dir_fd() : -1;
-        Clone c = clone_sandbox(cgfd);
-        if (c.pid == 0) {
-            InitContext ctx;
-            ctx.spec = &spec_;
-            ctx.config = &config_;
-            ctx.sync_fd = sync_.read.get();
-            ctx.status_fd = status_.write.get();
-            ctx.source_fd = source_.read.get();
-            ctx.outputs_fd = outputs_.write.get();
-            int rc = 1;
-            try {
-                close_fds_except({ctx.sync_fd, ctx.status_fd, ctx.source_fd, ctx.outputs_fd, spec_.stdout_fd,
-                                  spec_.stderr_fd});
-                rc = sandbox_init_main(ctx);
-            } catch (...) {
-            }
-            ::_exit(rc);
+        bool has_source = !source_is_empty(fds_.src_dir.get());
+        FdPair source;
+        if (has_source) {
+            source = make_pipe();
+            SendOptions send;
+            send.limits = prep_.config.source_limits;
+            send.special = SpecialFiles::Skip;
+            send.exclude = spec_.out_exclude;
+            int src = fds_.src_dir.get(), w = source.write.get();
+            Caller caller = spec_.caller;
+            reader_ = HelperProcess::spawn({src, w}, [caller] { become_caller(caller); },
+                                           [src, w, send] {
+                                               // Re-open as the caller: the client's descriptor
+                                               // may be O_PATH or opened with rights we must not use.
+                                               UniqueFd dir(::openat(src, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+                                               if (!dir) throw_errno("cannot read the source directory");
+                                               auto r = send_tree(dir.get(), w, send);
+                                               return nlohmann::json{{"skipped", r.skipped}, {"bytes", r.bytes}};
+                                           });
+            source.write.reset();
         }
-        init_pid_ = c.pid;
-        init_pidfd_ = std::move(c.pidfd);
-        sync_.read.reset();
-        status_.write.reset();
-        source_.read.reset();
+        fds_.src_dir.reset();
+        nlohmann::json job = {{"argv", spec_.argv},
+                              {"env", spec_.env},
+                              {"cpus_visible", spec_.cpus_visible},
+                              {"epoch", spec_.epoch},
+                              {"filters", filters_to_json(spec_.filters)},
+                              {"has_source", has_source}};
+        std::vector<int> pass = {fds_.stdout_w.get(), fds_.stderr_w.get(), outputs_.write.get()};
+        if (has_source) pass.push_back(source.read.get());
+        send_control(init_.get(), {{"job", job}}, pass);
+        // Only the build holds the output pipes now: their EOF means it is gone.
+        fds_.stdout_w.reset();
+        fds_.stderr_w.reset();
         outputs_.write.reset();
-        ::close(spec_.stdout_fd);  // only the build holds the output pipes now
-        ::close(spec_.stderr_fd);
-        spec_.stdout_fd = spec_.stderr_fd = -1;
-
-        out_.phase_ms["clone"] = ms_since(t);
-        write_id_maps(init_pid_, spec_.ids);
-        out_.phase_ms["idmap"] = ms_since(t);
-        if (cgroup_->version() == CgroupVersion::V1) cgroup_->attach(init_pid_);
-        write_all(sync_.write.get(), "g", 1);
-        sync_.write.reset();
-        out_.phase_ms["clone+maps"] = ms_since(t);
+        out_.phase_ms["start-job"] = ms_since(t);
         t_started_ = Clock::now();
     }
 
     void on_status(const nlohmann::json& m) {
         if (m.contains("phase")) {
             std::string phase = m["phase"].get<std::string>();
+            out_.phase_ms[phase] = m.value("ms", 0.0);
             if (phase == "started") {
                 t_build_ = Clock::now();
                 out_.phase_ms["setup-inside"] = ms_since(t_started_);
-                if (spec_.timeout) {
-                    timer_ = make_timer(spec_.timeout);
-                }
-            } else {
-                out_.phase_ms[phase] = m.value("ms", 0.0);
+                if (spec_.timeout) timer_ = make_timer(spec_.timeout);
             }
         } else if (m.contains("build")) {
             build_status_ = m["build"].value("status", 0);
@@ -219,9 +284,8 @@ private:
                 exec_errno_ = m["exec_error"].value("errno", 0);
                 exec_message_ = m["exec_error"].value("message", "");
             }
-            start_writer();
         } else if (m.contains("outputs")) {
-            outputs_sent_ = true;
+            if (m["outputs"] == "sending" && !writer_started_) start_writer();
         } else if (m.contains("error")) {
             std::string kind = m["error"].get<std::string>();
             std::string msg = m.value("message", "");
@@ -238,32 +302,37 @@ private:
         }
     }
 
+    // The caller-side writer starts when init is about to send /out (never for an
+    // empty /out: a fork costs milliseconds here).
     void start_writer() {
         ReceiveOptions recv;
-        recv.limits = config_.output_limits;
+        recv.limits = prep_.config.output_limits;
         recv.hash = true;
         recv.set_mtime = spec_.epoch;
         int in = outputs_.read.get();
-        int dest = spec_.out_dir.get();  // -1 without --out: hash and discard
+        int dest = fds_.out_dir.get();  // -1 without --out: hash and discard
         Caller caller = spec_.caller;
         std::vector<int> keep = {in};
         if (dest >= 0) keep.push_back(dest);
         writer_ = HelperProcess::spawn(keep, [caller] { become_caller(caller); },
                                        [in, dest, recv] {
-                                           auto r = receive_tree(in, dest, recv);
+                                           UniqueFd dir;
+                                           if (dest >= 0) {
+                                               dir.reset(::openat(dest, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+                                               if (!dir) throw_errno("cannot open the output directory");
+                                           }
+                                           auto r = receive_tree(in, dir ? dir.get() : -1, recv);
                                            return nlohmann::json{{"entries", r.entries}, {"bytes", r.bytes}};
                                        });
         outputs_.read.reset();
-        spec_.out_dir.reset();
         writer_started_ = true;
     }
 
     void supervise() {
-        StatusReader reader(status_.read.get());
-        bool status_open = true, init_alive = true;
-        while (status_open || init_alive) {
+        bool init_alive = true, init_open = true;
+        while (init_open || init_alive) {
             pollfd fds[4] = {
-                {status_open ? status_.read.get() : -1, POLLIN, 0},
+                {init_open ? init_.get() : -1, POLLIN, 0},
                 {init_alive ? init_pidfd_.get() : -1, POLLIN, 0},
                 {timer_.get(), POLLIN, 0},
                 {signals_.get(), POLLIN, 0},
@@ -274,8 +343,17 @@ private:
                 throw_errno("poll");
             }
             if (fds[0].revents) {
-                status_open = reader.fill();
-                while (auto m = reader.next()) on_status(*m);
+                std::optional<ControlMessage> m;
+                try {
+                    m = receive_control(init_.get());
+                } catch (const std::exception&) {
+                    m.reset();
+                }
+                if (!m) {
+                    init_open = false;
+                } else {
+                    on_status(m->body);
+                }
             }
             if (fds[1].revents & POLLIN) {
                 init_alive = false;
@@ -401,30 +479,48 @@ private:
             if (reader_.running()) {
                 HelperResult r = reader_.wait(Clock::now() + std::chrono::seconds(1));
                 if (r.ok)
-                    for (const auto& s : r.value.value("skipped", std::vector<std::string>{}))
-                        out_.notices.push_back("skipped special file in the source: " + s);
+                    for (const auto& sk : r.value.value("skipped", std::vector<std::string>{}))
+                        out_.notices.push_back("skipped special file in the source: " + sk);
             }
         } catch (const std::exception& e) {
             fail(JobStatus::SetupFailed, std::string("job teardown: ") + e.what());
+        }
+        std::string teardown_error = finish_teardown();
+        if (!teardown_error.empty()) fail(JobStatus::SetupFailed, teardown_error);
+        out_.phase_ms["teardown"] = ms_since(t);
+    }
+
+    // Kills whatever is left and removes the cgroup. Returns an error, if any.
+    std::string finish_teardown() noexcept {
+        if (init_pid_ > 0) {
+            kill_pidfd(init_pidfd_.get());
+            try {
+                (void)wait_for(init_pid_);
+            } catch (...) {
+            }
+            init_pid_ = -1;
         }
         writer_.kill();
         reader_.kill();
         try {
             if (cgroup_) cgroup_->remove();
         } catch (const std::exception& e) {
-            fail(JobStatus::SetupFailed, std::string("removing the job's cgroup: ") + e.what());
+            return std::string("removing the sandbox's cgroup: ") + e.what();
         }
-        out_.phase_ms["teardown"] = ms_since(t);
+        return {};
     }
 
-    JobSpec& spec_;
-    const SandboxConfig& config_;
+    int control_;
+    PrepareSpec prep_;
+    RunSpec spec_;
+    RunFds fds_;
     JobOutcome out_;
+    std::map<std::string, double> phase_ms_;
     bool failed_ = false;
 
     std::optional<JobCgroup> cgroup_;
-    UniqueFd signals_, timer_;
-    FdPair sync_, status_, source_, outputs_;
+    UniqueFd signals_, timer_, init_;
+    FdPair outputs_;
     HelperProcess reader_, writer_;
     pid_t init_pid_ = -1;
     UniqueFd init_pidfd_;
@@ -435,7 +531,7 @@ private:
     int build_status_ = 0;
     int exec_errno_ = 0;
     std::string exec_message_;
-    bool writer_started_ = false, outputs_sent_ = false, outputs_failed_ = false;
+    bool writer_started_ = false, outputs_failed_ = false;
     std::string outputs_message_, outputs_kind_;
     bool source_failed_ = false;
     std::string source_message_;
@@ -444,15 +540,40 @@ private:
 
 }  // namespace
 
-JobOutcome run_job(JobSpec& spec, const SandboxConfig& config) noexcept {
+int runner_main(int control_fd, pid_t parent) noexcept {
     try {
-        Runner r(spec, config);
-        return r.run();
+        harden_child_process();
+        if (::getppid() != parent) return 3;
+        ensure_stdio_open();  // the daemon died before PR_SET_PDEATHSIG took
+        auto m = receive_control(control_fd);
+        if (!m || !m->body.contains("prepare") || m->fds.size() != 1) return 2;
+        Runner r(control_fd, m->body["prepare"].get<PrepareSpec>());
+        try {
+            r.prepare(std::move(m->fds[0]));
+        } catch (const std::exception& e) {
+            send_control(control_fd, {{"failed", std::string("sandbox preparation failed: ") + e.what()}});
+            r.discard();
+            return 1;
+        }
+        send_control(control_fd, {{"ready", true}, {"phase_ms", r.phases()}});
+        RunSpec spec;
+        RunFds fds;
+        if (!r.wait_for_job(spec, fds)) {
+            r.discard();
+            return 0;
+        }
+        JobOutcome outcome = r.run(std::move(spec), std::move(fds));
+        send_control(control_fd, {{"outcome", outcome}});
+        return 0;
     } catch (const std::exception& e) {
-        JobOutcome o;
-        o.status = JobStatus::SetupFailed;
-        o.reason = std::string("job runner: ") + e.what();
-        return o;
+        try {
+            JobOutcome o;
+            o.status = JobStatus::SetupFailed;
+            o.reason = std::string("job runner: ") + e.what();
+            send_control(control_fd, {{"outcome", o}});
+        } catch (...) {
+        }
+        return 1;
     }
 }
 

@@ -52,23 +52,37 @@ struct Caller {
     std::vector<gid_t> groups;
 };
 
-struct JobSpec {
+// What a pooled runner is told when it is spawned: enough to build a sandbox
+// before any job exists (namespaces, id maps, cgroup, root file system).
+struct PrepareSpec {
+    std::string sandbox_id;   // names the cgroup; [a-z0-9-]
+    IdRange ids;
+    SandboxConfig config;
+    CgroupLimits default_limits;  // until a job sets its own
+};
+
+// One job, handed to a prepared sandbox. The descriptors travel beside it:
+// stdout and stderr pipe write ends, the caller's --src, and --out if any.
+struct RunSpec {
     std::string job_id;
     std::vector<std::string> argv;
     std::vector<std::string> env;  // exactly the build's environment, "K=V"
     Caller caller;
-    IdRange ids;
-    UniqueFd src_dir;                // the caller's --src, opened by the client
-    UniqueFd out_dir;                // the caller's --out, or invalid: hash and discard
+    bool has_out = false;          // without --out outputs are hashed and discarded
     std::optional<protocol::FileId> out_exclude;
     CgroupLimits limits;
     std::optional<std::chrono::milliseconds> timeout;
     uint32_t cpus_visible = 2;
-    const policy::CompiledPolicy* policy = nullptr;
-    UniqueFd netns;                  // a fresh network namespace with lo up
-    int stdout_fd = -1;              // pipe write ends the daemon reads
-    int stderr_fd = -1;
-    int64_t epoch = 0;               // SOURCE_DATE_EPOCH: times given to copied files
+    int64_t epoch = 0;             // SOURCE_DATE_EPOCH: times given to copied files
+    std::vector<policy::Filter> filters;  // the compiled seccomp policy, in install order
+    std::string policy_digest;
+};
+
+struct RunFds {
+    UniqueFd stdout_w;
+    UniqueFd stderr_w;
+    UniqueFd src_dir;  // the caller's --src, opened by the client
+    UniqueFd out_dir;  // the caller's --out, or invalid
 };
 
 enum class JobStatus {

@@ -1,5 +1,6 @@
 #include "sandbox/process_util.hpp"
 
+#include <fcntl.h>
 #include <linux/close_range.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -24,6 +25,15 @@ void close_fds_except(std::vector<int> keep) {
         lo = static_cast<unsigned>(fd) + 1;
     }
     if (::syscall(SYS_close_range, lo, UINT_MAX, 0) != 0) throw_errno("close_range");
+}
+
+void ensure_stdio_open() {
+    for (int fd = 0; fd <= 2; ++fd) {
+        if (::fcntl(fd, F_GETFD) >= 0) continue;
+        int n = ::open("/dev/null", O_RDWR);  // takes the lowest free number: fd
+        if (n < 0) throw_errno("open /dev/null");
+        if (n != fd) throw SysError("stdio repair", EBADF);
+    }
 }
 
 void harden_child_process() {

@@ -153,7 +153,7 @@ void pivot_into_cwd() {
 
 }  // namespace
 
-void assemble_root(const SandboxConfig& config, uint32_t cpus_visible) {
+void assemble_root(const SandboxConfig& config) {
     // Nothing we mount may propagate back to the host, nor host mounts in.
     do_mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
 
@@ -191,7 +191,7 @@ void assemble_root(const SandboxConfig& config, uint32_t cpus_visible) {
 
     setup_dev(devices, config.tmp_bytes);
     setup_proc(devices.at("null").get());
-    setup_sys(cpus_visible);
+    mount_sys();
     remove_stage();
 
     pivot_into_cwd();

@@ -14,7 +14,8 @@
 
 namespace hermetic::sandbox {
 
-// On return the current root and directory are the new "/", which is read-only.
-void assemble_root(const SandboxConfig& config, uint32_t cpus_visible);
+// On return the current root and directory are the new "/", which is read-only
+// (but /sys, which finish_sys() completes when the job's CPU count is known).
+void assemble_root(const SandboxConfig& config);
 
 }  // namespace hermetic::sandbox

@@ -1,5 +1,6 @@
 #include "sandbox/sandbox_init.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -14,10 +15,12 @@
 #include "common/sys_error.hpp"
 #include "sandbox/build_exec.hpp"
 #include "sandbox/capabilities.hpp"
+#include "sandbox/control_channel.hpp"
 #include "sandbox/helper_process.hpp"
+#include "sandbox/job_codec.hpp"
 #include "sandbox/process_util.hpp"
 #include "sandbox/rootfs.hpp"
-#include "sandbox/status_channel.hpp"
+#include "sandbox/sysfs.hpp"
 #include "sandbox/time_namespace.hpp"
 #include "sandbox/tree_stream.hpp"
 
@@ -26,9 +29,29 @@ namespace hermetic::sandbox {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using nlohmann::json;
 
-// A failure already reported on the status pipe with a more precise message.
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+// A failure already reported on the control socket with a more precise message.
 struct AlreadyReported : std::exception {};
+
+// What init learns about the job.
+struct InitJob {
+    std::vector<std::string> argv, env;
+    uint32_t cpus_visible = 2;
+    int64_t epoch = 0;
+    policy::CompiledPolicy policy;
+    UniqueFd stdout_w, stderr_w, outputs_w, source_r;
+};
+
+void report(int fd, const json& msg) noexcept {
+    try {
+        send_control(fd, msg);
+    } catch (...) {
+        // The runner is gone; PR_SET_PDEATHSIG ends us shortly.
+    }
+}
 
 // The runner blocks and ignores signals for itself; none of that may reach the
 // build (ignored dispositions and blocked masks survive execve).
@@ -40,8 +63,6 @@ void reset_signals() {
     if (::sigprocmask(SIG_SETMASK, &none, nullptr) != 0) throw_errno("sigprocmask");
 }
 
-double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
-
 void become_inner_root() {
     if (::setresgid(0, 0, 0) != 0) throw_errno("setresgid(0) in the user namespace");
     if (::setresuid(0, 0, 0) != 0) throw_errno("setresuid(0) in the user namespace");
@@ -52,72 +73,120 @@ void set_identity() {
     if (::setdomainname(kDomainname, std::strlen(kDomainname)) != 0) throw_errno("setdomainname");
 }
 
+ControlMessage expect(int fd, const char* key) {
+    auto m = receive_control(fd);
+    if (!m) throw AlreadyReported();  // the runner let go of this sandbox: just end
+    if (!m->body.contains(key)) throw std::runtime_error(std::string("init: expected '") + key + "' from the runner");
+    return std::move(*m);
+}
+
+InitJob receive_job(int fd) {
+    ControlMessage m = expect(fd, "job");
+    const json& j = m.body["job"];
+    InitJob job;
+    job.argv = j.at("argv").get<std::vector<std::string>>();
+    job.env = j.at("env").get<std::vector<std::string>>();
+    job.cpus_visible = j.at("cpus_visible").get<uint32_t>();
+    job.epoch = j.at("epoch").get<int64_t>();
+    job.policy.filters = filters_from_json(j.at("filters"));
+    bool has_source = j.at("has_source").get<bool>();
+    if (m.fds.size() != (has_source ? 4u : 3u)) throw std::runtime_error("init: wrong number of descriptors for the job");
+    job.stdout_w = std::move(m.fds[0]);
+    job.stderr_w = std::move(m.fds[1]);
+    job.outputs_w = std::move(m.fds[2]);
+    if (has_source) job.source_r = std::move(m.fds[3]);
+    return job;
+}
+
 // Copies the source stream into /build as the build user (files owned by 1000).
-void receive_source(const InitContext& ctx) {
+void receive_source(int control, const SandboxConfig& config, const InitJob& job) {
     UniqueFd build = open_dir("/build", O_NOFOLLOW);
     ReceiveOptions opts;
-    opts.limits = ctx.config->source_limits;
-    opts.set_mtime = ctx.spec->epoch;
-    int in = ctx.source_fd, dest = build.get();
+    opts.limits = config.source_limits;
+    opts.set_mtime = job.epoch;
+    int in = job.source_r.get(), dest = build.get();
     auto helper = HelperProcess::spawn({in, dest}, [] { drop_to_build_user(); },
                                        [&] {
                                            receive_tree(in, dest, opts);
-                                           return nlohmann::json();
+                                           return json();
                                        });
     auto r = helper.wait();
     if (!r.ok) {
-        send_status(ctx.status_fd, {{"error", "source"}, {"kind", r.error_kind}, {"message", r.message}});
+        report(control, {{"error", "source"}, {"kind", r.error_kind}, {"message", r.message}});
         throw AlreadyReported();
     }
 }
 
-// Streams /out to the caller-side writer, as the build user.
-void send_outputs(const InitContext& ctx) {
+bool out_is_empty() {
+    UniqueFd out = open_dir("/out", O_NOFOLLOW);
+    DIR* d = ::fdopendir(out.release());
+    if (!d) throw_errno("open /out");
+    bool empty = true;
+    while (dirent* e = ::readdir(d)) {
+        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
+            empty = false;
+            break;
+        }
+    }
+    ::closedir(d);
+    return empty;
+}
+
+// Streams /out to the caller-side writer, as the build user; nothing to do for an
+// empty /out (the common case of a build that only checks something).
+void send_outputs(int control, const SandboxConfig& config, const InitJob& job) {
+    if (out_is_empty()) {
+        report(control, {{"outputs", "none"}});
+        return;
+    }
+    report(control, {{"outputs", "sending"}});  // the runner starts the caller-side writer
     UniqueFd out = open_dir("/out", O_NOFOLLOW);
     SendOptions opts;
-    opts.limits = ctx.config->output_limits;
+    opts.limits = config.output_limits;
     opts.special = SpecialFiles::Refuse;
-    int dst = ctx.outputs_fd, src = out.get();
+    int dst = job.outputs_w.get(), src = out.get();
     auto helper = HelperProcess::spawn({dst, src}, [] { drop_to_build_user(); },
                                        [&] {
                                            send_tree(src, dst, opts);
-                                           return nlohmann::json();
+                                           return json();
                                        });
     auto r = helper.wait();
     if (r.ok) {
-        send_status(ctx.status_fd, {{"outputs", "sent"}});
+        report(control, {{"outputs", "sent"}});
     } else {
-        send_status(ctx.status_fd, {{"error", "outputs"}, {"kind", r.error_kind}, {"message", r.message}});
+        report(control, {{"error", "outputs"}, {"kind", r.error_kind}, {"message", r.message}});
     }
 }
 
 // Starts the build and reaps until it exits; then kills everything else in the
 // pid namespace (double-forked daemons, stopped processes) and reaps them too.
-void run_build(const InitContext& ctx) {
+void run_build(int control, const SandboxConfig& config, InitJob& job) {
     FdPair exec_err = make_pipe();
+    auto t = Clock::now();
     pid_t build = ::fork();
     if (build < 0) throw_errno("fork build");
     if (build == 0) {
         exec_err.read.reset();
         BuildExec b;
-        b.argv = &ctx.spec->argv;
-        b.env = &ctx.spec->env;
-        b.stdout_fd = ctx.spec->stdout_fd;
-        b.stderr_fd = ctx.spec->stderr_fd;
+        b.argv = &job.argv;
+        b.env = &job.env;
+        b.stdout_fd = job.stdout_w.get();
+        b.stderr_fd = job.stderr_w.get();
         b.exec_error_fd = exec_err.write.get();
-        b.config = ctx.config;
-        b.policy = ctx.spec->policy;
+        b.config = &config;
+        b.policy = &job.policy;
         exec_build(b);
     }
     exec_err.write.reset();
     // Init keeps no copy of the output pipes: EOF for the daemon means the build's
     // processes are gone.
-    ::close(ctx.spec->stdout_fd);
-    ::close(ctx.spec->stderr_fd);
-    send_status(ctx.status_fd, {{"phase", "started"}, {"ms", 0}});
+    job.stdout_w.reset();
+    job.stderr_w.reset();
+    report(control, {{"phase", "started"}, {"ms", ms_since(t)}});
 
     // Empty on success (CLOEXEC closed it), else errno + message.
     std::string err = read_to_end(exec_err.read.get(), 4096);
+    report(control, {{"phase", "exec"}, {"ms", ms_since(t)}});
     int status = 0;
     for (;;) {
         int st = 0;
@@ -134,47 +203,54 @@ void run_build(const InitContext& ctx) {
     ::kill(-1, SIGKILL);
     while (::waitpid(-1, nullptr, __WALL) > 0 || errno == EINTR) {
     }
-    nlohmann::json msg = {{"build", {{"status", status}}}};
+    json msg = {{"build", {{"status", status}}}};
     if (err.size() >= sizeof(int)) {
         int e;
         std::memcpy(&e, err.data(), sizeof e);
         msg["exec_error"] = {{"errno", e}, {"message", err.substr(sizeof e)}};
     }
-    send_status(ctx.status_fd, msg);
+    report(control, msg);
+}
+
+void prepare(const InitContext& ctx) {
+    expect(ctx.control_fd, "go");
+    reset_signals();
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) throw_errno("prctl(PR_SET_PDEATHSIG)");
+    if (::prctl(PR_SET_DUMPABLE, 0) != 0) throw_errno("prctl(PR_SET_DUMPABLE)");
+    become_inner_root();
+    // The runner has placed us in the sandbox's cgroup: make it our root.
+    if (::unshare(CLONE_NEWCGROUP) != 0) throw_errno("unshare(CLONE_NEWCGROUP)");
+    set_identity();
+    auto t = Clock::now();
+    assemble_root(*ctx.config);
+    report(ctx.control_fd, {{"prepared", true}, {"phase_ms", {{"mounts", ms_since(t)}}}});
+}
+
+void run(const InitContext& ctx) {
+    InitJob job = receive_job(ctx.control_fd);
+    auto t = Clock::now();
+    finish_sys(job.cpus_visible);
+    if (job.source_r) {
+        receive_source(ctx.control_fd, *ctx.config, job);
+        job.source_r.reset();
+        report(ctx.control_fd, {{"phase", "source"}, {"ms", ms_since(t)}});
+    }
+    enter_time_namespace_for_children();
+    run_build(ctx.control_fd, *ctx.config, job);
+    send_outputs(ctx.control_fd, *ctx.config, job);
 }
 
 }  // namespace
 
 int sandbox_init_main(const InitContext& ctx) noexcept {
     try {
-        char go;
-        if (!read_exact(ctx.sync_fd, &go, 1)) return 1;  // the runner gave up before releasing us
-        ::close(ctx.sync_fd);
-        reset_signals();
-        if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) throw_errno("prctl(PR_SET_PDEATHSIG)");
-        if (::prctl(PR_SET_DUMPABLE, 0) != 0) throw_errno("prctl(PR_SET_DUMPABLE)");
-        become_inner_root();
-        // Now that the runner has placed us in the job's cgroup, make it our root.
-        if (::unshare(CLONE_NEWCGROUP) != 0) throw_errno("unshare(CLONE_NEWCGROUP)");
-        set_identity();
-
-        auto t = Clock::now();
-        assemble_root(*ctx.config, ctx.spec->cpus_visible);
-        send_status(ctx.status_fd, {{"phase", "mounts"}, {"ms", ms_since(t)}});
-
-        t = Clock::now();
-        receive_source(ctx);
-        ::close(ctx.source_fd);
-        send_status(ctx.status_fd, {{"phase", "source"}, {"ms", ms_since(t)}});
-
-        enter_time_namespace_for_children();
-        run_build(ctx);
-        send_outputs(ctx);
+        prepare(ctx);
+        run(ctx);
         return 0;
     } catch (const AlreadyReported&) {
         return 1;
     } catch (const std::exception& e) {
-        send_status(ctx.status_fd, {{"error", "setup"}, {"message", e.what()}});
+        report(ctx.control_fd, {{"error", "setup"}, {"message", e.what()}});
         return 1;
     }
 }

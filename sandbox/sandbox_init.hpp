@@ -1,6 +1,18 @@
-// Pid 1 of a job: runs inside the new namespaces, builds the root, copies the
-// source in, starts the build, reaps every process, kills what the build left
-// behind, and streams /out back. Reports to the runner on the status pipe.
+// Pid 1 of a job. Prepared ahead of time: it waits for its id maps and cgroup,
+// builds the root file system and pivots into it, then waits for a job. For the
+// job it copies the source in, starts the build, reaps every process, kills what
+// the build left behind, and streams /out back.
+//
+// Messages on the control socket (sandbox/control_channel.hpp), runner -> init:
+//   {"go": true}                               maps and cgroup are in place
+//   {"job": {argv, env, cpus_visible, epoch, filters, has_source}}
+//       fds: [stdout_w, stderr_w, outputs_w, source_r (if has_source)]
+// init -> runner:
+//   {"prepared": true, "phase_ms": {...}}      the root is ready
+//   {"phase": NAME, "ms": N}                   timing of a job phase ("started": the build runs)
+//   {"error": "setup"|"source"|"outputs", "kind": ..., "message": ...}
+//   {"build": {"status": WAIT_STATUS}, "exec_error": {"errno": N, "message": ...}?}
+//   {"outputs": "sent"|"none"}
 #pragma once
 
 #include "sandbox/job_spec.hpp"
@@ -8,20 +20,10 @@
 namespace hermetic::sandbox {
 
 struct InitContext {
-    const JobSpec* spec = nullptr;
     const SandboxConfig* config = nullptr;
-    int sync_fd = -1;        // the runner writes one byte when maps and cgroups are in place
-    int status_fd = -1;      // JSON lines to the runner
-    int source_fd = -1;      // tree stream of --src, from the caller-side reader
-    int outputs_fd = -1;     // tree stream of /out, to the caller-side writer
+    int control_fd = -1;
 };
 
-// Status messages (one JSON object each):
-//   {"phase": NAME, "ms": N}                        timing of a setup phase
-//   {"error": "setup", "message": ...}              a setup step failed
-//   {"error": "source", "message": ...}             the copy into /build failed
-//   {"build": {"status": WAIT_STATUS}, "exec_error": {"errno": N, "message": ...}?}
-//   {"outputs": "sent"} | {"error": "outputs", "kind": ..., "message": ...}
 int sandbox_init_main(const InitContext& ctx) noexcept;
 
 }  // namespace hermetic::sandbox

@@ -7,6 +7,9 @@
 
 namespace hermetic::sandbox {
 
-void setup_sys(uint32_t cpus_visible);
+// At sandbox preparation, relative to the staging root: an empty, writable tmpfs.
+void mount_sys();
+// When the job is known (after pivot_root): the CPU files, then read-only.
+void finish_sys(uint32_t cpus_visible);
 
 }  // namespace hermetic::sandbox
