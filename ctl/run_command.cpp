@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -128,7 +129,8 @@ json result_json(const json& r) {
                 {"outputs", outputs},
                 {"audit_digest", r.contains("audit_digest") ? r["audit_digest"] : json(nullptr)},
                 {"state", r.value("state", "")},
-                {"reason", r.value("reason", "")}};
+                {"reason", r.value("reason", "")},
+                {"timings", r.value("timings", json::object())}};
 }
 
 void write_out(int fd, std::string_view data) {
@@ -233,7 +235,10 @@ int run_command(const RunOptions& opts) {
     UniqueFd sigfd(::signalfd(-1, &set, SFD_CLOEXEC));
     ::signal(SIGPIPE, SIG_IGN);
 
+    auto t0 = std::chrono::steady_clock::now();
+    auto since = [&] { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(); };
     Client c(opts.socket);
+    double t_connect = since(), t_accepted = 0;
     json msg = protocol::make_message("run");
     msg["request"] = req;
     std::vector<int> fds = {src.get()};
@@ -271,11 +276,16 @@ int run_command(const RunOptions& opts) {
         json m = c.control(f);
         const std::string type = m["type"];
         if (type == "accepted") {
+            t_accepted = since();
             std::cerr << "job: " << m.value("job", "") << std::endl;
         } else if (type == "notice") {
             std::cerr << "hermetic: " << m.value("message", "") << "\n";
         } else if (type == "done") {
             json r = m.value("result", json::object());
+            if (!r.contains("timings") || !r["timings"].is_object()) r["timings"] = json::object();
+            r["timings"]["client:connect"] = t_connect;
+            r["timings"]["client:accepted"] = t_accepted;
+            r["timings"]["client:done"] = since();
             std::string reason = r.value("reason", "");
             if (!reason.empty()) std::cerr << "hermetic: " << reason << "\n";
             if (opts.json) std::cout << result_json(r).dump() << std::endl;

@@ -34,6 +34,7 @@ protocol::JobResult make_result(const std::string& job_id, const sandbox::JobOut
     r.job = job_id;
     r.reason = o.reason;
     r.outputs = o.outputs;
+    r.timings = o.phase_ms;
     using S = sandbox::JobStatus;
     switch (o.status) {
         case S::Exited:
@@ -347,8 +348,9 @@ void JobManager::complete(const std::shared_ptr<Job>& job, protocol::JobResult r
     try {
         auto t = std::chrono::steady_clock::now();
         journal_.finish(job->id(), result.state, text, result.reason, now_ms());  // durable before "done"
-        spdlog::debug("job {}: journal-done {:.2f}ms", job->id(),
-                      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+        result.timings["daemon:journal-done"] =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+        j = result;
     } catch (const std::exception& e) {
         spdlog::error("job {}: journal: {}", job->id(), e.what());
         result.reason = "the job finished but its result could not be recorded: " + std::string(e.what());

@@ -138,6 +138,7 @@ void to_json(json& j, const JobResult& v) {
     j["outputs"] = v.outputs;
     j["audit_digest"] = v.audit_digest ? json(*v.audit_digest) : json(nullptr);
     j["client_exit_status"] = v.client_exit_status;
+    if (!v.timings.empty()) j["timings"] = v.timings;
 }
 
 void from_json(const json& j, JobResult& v) {
@@ -149,6 +150,7 @@ void from_json(const json& j, JobResult& v) {
     v.outputs = j.value("outputs", std::vector<OutputEntry>{});
     get_opt(j, "audit_digest", v.audit_digest);
     v.client_exit_status = j.value("client_exit_status", 125);
+    v.timings = j.value("timings", std::map<std::string, double>{});
 }
 
 namespace {

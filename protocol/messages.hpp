@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -78,6 +79,8 @@ struct JobResult {
     std::string reason;  // empty when the build simply exited
     std::vector<OutputEntry> outputs;
     std::optional<std::string> audit_digest;
+    // Where the time went, in milliseconds by phase (benchmarks; not stable names).
+    std::map<std::string, double> timings;
     // hermeticctl's exit status per the contract (0..123 build, 124, 125, 128+N, 137).
     int client_exit_status = 125;
 };
