@@ -1,0 +1,70 @@
+#include "audit/record.hpp"
+
+#include "audit/encoding.hpp"
+#include "common/sha256.hpp"
+
+namespace hermetic::audit {
+
+const char* to_string(Action a) {
+    switch (a) {
+        case Action::Virtualized: return "virtualized";
+        case Action::Denied: return "denied";
+        case Action::Reordered: return "reordered";
+        case Action::Killed: return "killed";
+    }
+    return "unknown";
+}
+
+std::optional<Action> parse_action(std::string_view s) {
+    if (s == "virtualized") return Action::Virtualized;
+    if (s == "denied") return Action::Denied;
+    if (s == "reordered") return Action::Reordered;
+    if (s == "killed") return Action::Killed;
+    return std::nullopt;
+}
+
+namespace {
+constexpr std::string_view kPrefix = "{\"h\":\"";
+constexpr size_t kHashEnd = kPrefix.size() + 64;  // the closing quote of H
+}  // namespace
+
+std::string make_line(const nlohmann::json& body) {
+    // Strings reaching here went through bounded_text, so they are valid UTF-8;
+    // `replace` only guards against a caller that skipped it.
+    std::string b = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    if (b.size() < 3 || b.front() != '{') throw std::logic_error("audit record body must be a non-empty object");
+    std::string line;
+    line.reserve(b.size() + 72);
+    line += kPrefix;
+    line += sha256_hex(b);
+    line += "\",";
+    line.append(b, 1);
+    line += '\n';
+    return line;
+}
+
+ParsedLine parse_line(std::string_view line) {
+    if (line.size() < kHashEnd + 4 || line.substr(0, kPrefix.size()) != kPrefix || line[kHashEnd] != '"' ||
+        line[kHashEnd + 1] != ',')
+        throw FormatError("not a record line (expected {\"h\":\"<sha256>\",...})");
+    ParsedLine p;
+    p.h = std::string(line.substr(kPrefix.size(), 64));
+    if (!is_sha256_hex(p.h)) throw FormatError("\"h\" is not a lowercase sha256");
+    std::string body = "{";
+    body.append(line.substr(kHashEnd + 2));
+    if (sha256_hex(body) != p.h) throw FormatError("content does not match its hash");
+    p.body = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (p.body.is_discarded() || !p.body.is_object()) throw FormatError("not valid JSON");
+    // A second "h" inside BODY would make the line's meaning depend on the parser.
+    if (p.body.contains("h")) throw FormatError("duplicate \"h\"");
+    return p;
+}
+
+bool is_valid_job_id(std::string_view id) {
+    if (id.empty() || id.size() > 64) return false;
+    for (char c : id)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+    return true;
+}
+
+}  // namespace hermetic::audit
