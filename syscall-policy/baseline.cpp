@@ -65,6 +65,7 @@ Policy baseline_policy() {
     Policy p;
     p.name = "baseline";
     p.default_action = Action::error(ENOSYS);
+    p.default_origin = "baseline: default";
     auto add = [&](std::string target, Action action, const char* origin, std::vector<ArgCondition> conds = {}) {
         p.rules.push_back({std::move(target), std::move(conds), action, origin});
     };

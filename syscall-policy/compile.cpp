@@ -1,4 +1,5 @@
-// Policy -> two stacked seccomp filters through libseccomp (design: policy.hpp).
+// Policy -> two stacked seccomp filters (design: policy.hpp): the syscall table
+// is emitted by table_filter.cpp, the argument filter by libseccomp.
 //
 // libseccomp 2.5.4 facts this file is built around (all verified against the
 // installed library, see tests/unit/policy_compile_test.cpp):
@@ -39,6 +40,7 @@
 #include "common/unique_fd.hpp"
 #include "syscall-policy/expand.hpp"
 #include "syscall-policy/policy.hpp"
+#include "syscall-policy/table_filter.hpp"
 
 namespace hermetic::policy {
 
@@ -50,14 +52,16 @@ using detail::SyscallEntry;
 
 class ScmpFilter {
 public:
-    explicit ScmpFilter(uint32_t default_action) : ctx_(seccomp_init(default_action)) {
+    // One arch per context: libseccomp's BPF generation is superlinear in the
+    // program size, so two single-arch programs (joined by
+    // detail::join_arches) cost about half of one two-arch program.
+    ScmpFilter(uint32_t default_action, Arch arch) : ctx_(seccomp_init(default_action)) {
         if (!ctx_) throw PolicyError("seccomp_init failed");
-        if (seccomp_arch_native() != SCMP_ARCH_X86_64) {
-            // Not expected on the machines we support; keep the arch set exact anyway.
-            check(seccomp_arch_add(ctx_, SCMP_ARCH_X86_64), "seccomp_arch_add(x86_64)");
+        const uint32_t want = arch == Arch::X86_64 ? SCMP_ARCH_X86_64 : SCMP_ARCH_X86;
+        if (seccomp_arch_native() != want) {
+            check(seccomp_arch_add(ctx_, want), "seccomp_arch_add");
             check(seccomp_arch_remove(ctx_, seccomp_arch_native()), "seccomp_arch_remove(native)");
         }
-        check(seccomp_arch_add(ctx_, SCMP_ARCH_X86), "seccomp_arch_add(x86)");
         check(seccomp_attr_set(ctx_, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS), "badarch attribute");
         // The sandbox sets no_new_privs itself; the filters are only exported here.
         check(seccomp_attr_set(ctx_, SCMP_FLTATR_CTL_NNP, 0), "nnp attribute");
@@ -191,10 +195,13 @@ Plan plan(const detail::Expanded& e, bool route) {
         // Canonical order, so the filters are a function of canonical_text()
         // (which the compile cache relies on). Order can't change a verdict:
         // rules that may match together share one action (expand.cpp).
-        std::stable_sort(relevant.begin(), relevant.end(), [](const CondRule* a, const CondRule* b) {
-            return std::pair(detail::rule_text(*a), detail::action_text(a->action)) <
-                   std::pair(detail::rule_text(*b), detail::action_text(b->action));
-        });
+        // (Keys computed once: building them in the comparator was a third of a compile.)
+        std::vector<std::pair<std::pair<std::string, std::string>, const CondRule*>> keyed;
+        keyed.reserve(relevant.size());
+        for (const CondRule* r : relevant) keyed.push_back({{detail::rule_text(*r), detail::action_text(r->action)}, r});
+        std::stable_sort(keyed.begin(), keyed.end(),
+                         [](const auto& a, const auto& b) { return a.first < b.first; });
+        for (size_t k = 0; k < keyed.size(); ++k) relevant[k] = keyed[k].second;
         auto emitted = [&](const CondRule& r) {
             if (r.action.kind == ActionKind::Errno && route) return uint32_t{SCMP_ACT_NOTIFY};
             return scmp_action(r.action);
@@ -240,8 +247,8 @@ Plan plan(const detail::Expanded& e, bool route) {
 }
 
 // Compiled results by canonical text. A daemon compiles the same few policies
-// for every job, and libseccomp's BPF generation dominates the cost (about
-// 10 ms for the baseline's two-arch table, superlinear in its size). The filters
+// for every job, and libseccomp's BPF generation of the argument filter is most
+// of a cold compile (a few ms in Debug). The filters
 // are a function of the canonical text (plan() orders everything by it), so a
 // hit returns exactly what compiling would.
 class CompileCache {
@@ -292,31 +299,29 @@ CompiledPolicy compile(const Policy& policy, const CompileOptions& options) {
 
     CompiledPolicy out;
     {
-        ScmpFilter table(scmp_action(e.default_action));
-        // libseccomp keeps each arch's syscalls in a list sorted by number and
-        // inserts by walking it; adding in descending i386 order (the larger of
-        // the two tables) makes most insertions O(1). Same filter either way.
-        std::vector<std::pair<int, const std::pair<const std::string, uint32_t>*>> order;
-        for (const auto& entry : p.table) {
-            int id = detail::name_id(entry.first);
-            order.emplace_back(id >= 0 ? detail::known_names()[id].i386 : -1, &entry);
-        }
-        std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
-            return a.first != b.first ? a.first > b.first : a.second->first < b.second->first;
-        });
-        for (const auto& [nr, entry] : order) table.add(entry->first, entry->second, {}, "syscall table");
-        out.filters.push_back({table.export_bpf(), false});
+        detail::TableSpec spec;
+        spec.default_ret = scmp_action(e.default_action);
+        spec.by_name = p.table;
+        if (e.i386_action) spec.i386_ret = scmp_action(*e.i386_action);
+        out.filters.push_back({detail::table_filter(spec), false});
     }
     if (!p.args.empty()) {
-        ScmpFilter args(SCMP_ACT_ALLOW);
         bool notify = false;
-        for (const auto& [name, rules] : p.args) {
-            for (const Rule1& r : rules) {
-                args.add(r.name, r.action, r.conds, r.what);
-                notify = notify || r.action == SCMP_ACT_NOTIFY;
+        auto build = [&](Arch arch) {
+            ScmpFilter args(SCMP_ACT_ALLOW, arch);
+            for (const auto& [name, rules] : p.args) {
+                for (const Rule1& r : rules) {
+                    // Names the arch doesn't have are skipped by libseccomp.
+                    args.add(r.name, r.action, r.conds, r.what);
+                    notify = notify || r.action == SCMP_ACT_NOTIFY;
+                }
             }
-        }
-        out.filters.push_back({args.export_bpf(), notify});
+            return args.export_bpf();
+        };
+        std::optional<std::vector<sock_filter>> i386;
+        // With an i386 action the table answers every i386 call on its own.
+        if (!e.i386_action) i386 = build(Arch::I386);
+        out.filters.push_back({detail::join_arches(build(Arch::X86_64), i386, SCMP_ACT_ALLOW), notify});
     }
     out.digest = sha256_hex(text);
     cache().put(std::move(text), out);

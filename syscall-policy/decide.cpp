@@ -81,6 +81,7 @@ Decision PreparedPolicy::decide(Arch arch, int nr, const uint64_t args[6]) const
     const Impl& im = *impl_;
     if (arch == Arch::X86_64 && static_cast<uint32_t>(nr) >= kX32Bit && nr != -1)
         return {Action::kill(), nullptr};  // x32 ABI: not optional, no rule
+    if (arch == Arch::I386 && im.expanded.i386_action) return {*im.expanded.i386_action, nullptr};
     if (arch == Arch::I386 && (nr == im.socketcall_nr || nr == im.ipc_nr)) {
         const uint32_t call = static_cast<uint32_t>(args[0]);
         const auto& slots = nr == im.socketcall_nr ? std::span<const detail::SyscallEntry* const>(im.socketcall)

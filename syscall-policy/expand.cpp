@@ -173,6 +173,8 @@ void check_conditional(const SyscallEntry& e, const Policy& policy) {
 
 }  // namespace
 
+Cond normalize_condition(const ArgCondition& in, const std::string& ctx) { return normalize(in, ctx); }
+
 const SyscallEntry* Expanded::find(std::string_view name) const {
     auto it = std::lower_bound(entries.begin(), entries.end(), name,
                                [](const SyscallEntry& e, std::string_view n) { return e.name < n; });
@@ -197,6 +199,15 @@ Expanded expand(const Policy& policy) {
     if (policy.default_action.kind == ActionKind::Virtualize || policy.default_action.kind == ActionKind::Log)
         // The table filter never notifies (one listener per filter stack).
         throw PolicyError("the default action must be allow, errno or kill");
+    if (policy.i386_action) {
+        const std::string ctx = policy.i386_origin.empty() ? std::string("i386 action") : policy.i386_origin;
+        check_action(*policy.i386_action, ctx);
+        if (policy.i386_action->kind != ActionKind::Kill && policy.i386_action->kind != ActionKind::Errno)
+            // It replaces the whole i386 table in the kernel; anything but a
+            // denial would lift the rules.
+            throw PolicyError(ctx + ": the i386 action must be kill or errno");
+        out.i386_action = policy.i386_action;
+    }
 
     // Entries indexed by name id (known_names() is sorted, so id order is name order).
     const auto& known = known_names();
@@ -322,6 +333,8 @@ Decision combine(const Action& table, const Rule* table_rule, const CondRule* co
 std::string canonical_text(const Expanded& e, const CompileOptions& options) {
     std::string s = "hermetic-syscall-policy 1\n";
     s += "arches x86_64 i386; x32 kill_process; other kill_process\n";
+    // Only when set, so digests of policies without it stay what they were.
+    if (e.i386_action) s += "i386 " + action_text(*e.i386_action) + "\n";
     s += std::string("route_denials_to_supervisor ") + (options.route_denials_to_supervisor ? "1" : "0") + "\n";
     s += "default " + action_text(e.default_action) + "\n";
     for (const SyscallEntry& entry : e.entries) {

@@ -39,11 +39,16 @@ struct SyscallEntry {
 
 struct Expanded {
     Action default_action;
+    std::optional<Action> i386_action;  // Policy::i386_action, checked
     std::vector<SyscallEntry> entries;  // sorted by name
     const SyscallEntry* find(std::string_view name) const;
 };
 
 Expanded expand(const Policy& policy);
+
+// One condition checked and normalized as expand() does it; errors start with
+// `ctx` (the parser uses this to point at the condition's column).
+Cond normalize_condition(const ArgCondition& in, const std::string& ctx);
 
 // Condition semantics exactly as libseccomp 2.5.4 compiles them: 64-bit on
 // x86-64; on i386 argument, value and mask are all cut to 32 bits.

@@ -32,7 +32,10 @@
 //    their action unconditionally through its multiplexer (fail closed), and
 //    exactly as written through its direct i386 number (socket = 359, ...).
 //  * x32 (nr | 0x40000000 with AUDIT_ARCH_X86_64) and every arch other than x86-64
-//    and i386 kill the process. No policy can change that.
+//    and i386 kill the process. No policy can change that. A policy may also close
+//    the i386 entry (Policy::i386_action: kill or errno for every i386 call).
+//  * filters[0] (the table) is generated here as a binary search over syscall
+//    number ranges (table_filter.hpp); filters[1] goes through libseccomp.
 #pragma once
 
 #include <linux/filter.h>
@@ -92,6 +95,14 @@ struct Policy {
     std::string name;
     Action default_action = Action::error(38 /*ENOSYS*/);
     std::vector<Rule> rules;
+    // Where default_action was set ("build.policy:2"); empty: never set, the
+    // struct's ENOSYS applies. Stacking (floor.hpp) treats an unset default of a
+    // user policy as "no opinion".
+    std::string default_origin;
+    // Set: every i386 syscall (32-bit programs, int $0x80) gets this action (kill
+    // or errno), whatever the rules say; only ever a restriction.
+    std::optional<Action> i386_action;
+    std::string i386_origin;
 };
 
 // One compiled seccomp program, ready for seccomp(SECCOMP_SET_MODE_FILTER).
@@ -119,6 +130,11 @@ CompiledPolicy compile(const Policy& policy);
 // The foundation's baseline profile.
 Policy baseline_policy();
 
+// The determinism supervisor's rules (Virtualize for time, randomness, directory
+// order, ...), defined in determinism_rules.cpp; the text profiles include it as
+// the built-in "determinism".
+Policy determinism_policy();
+
 }  // namespace hermetic::policy
 
 namespace hermetic::policy {
@@ -140,7 +156,7 @@ void clear_compile_cache();  // for benchmarks and tests
 enum class Arch { X86_64, I386 };
 struct Decision {
     Action action;
-    const Rule* rule = nullptr;  // nullptr: the policy default applied
+    const Rule* rule = nullptr;  // nullptr: the policy default (or the i386 action) applied
 };
 // Expands the policy on every call; for repeated decisions use PreparedPolicy.
 Decision decide(const Policy& policy, Arch arch, int syscall_nr, const uint64_t args[6]);
