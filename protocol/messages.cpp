@@ -1,6 +1,9 @@
 #include "protocol/messages.hpp"
 
 #include <algorithm>
+#include <limits>
+#include <type_traits>
+#include <utility>
 
 namespace hermetic::protocol {
 
@@ -26,13 +29,35 @@ json make_error(std::string_view code, std::string_view message) {
     return j;
 }
 
+namespace {
+
+// A JSON integer that fits T exactly. nlohmann's get<T>() converts with a plain
+// cast, so 2^32 + 1 would read as 1 and -1 as 4294967295; floats would be
+// truncated. Anything but a whole number in T's range is nullopt.
+template <typename T>
+std::optional<T> exact_integer(const json& v) {
+    static_assert(std::is_integral_v<T>);
+    if (!v.is_number_integer()) return std::nullopt;
+    if (v.is_number_unsigned()) {
+        auto u = v.get<uint64_t>();
+        if (!std::in_range<T>(u)) return std::nullopt;
+        return static_cast<T>(u);
+    }
+    auto i = v.get<int64_t>();
+    if (!std::in_range<T>(i)) return std::nullopt;
+    return static_cast<T>(i);
+}
+
+}  // namespace
+
 json parse_message(std::string_view payload) {
     json j = json::parse(payload, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) throw ProtocolError("malformed control message: not valid JSON");
     if (!j.is_object()) throw ProtocolError("malformed control message: not a JSON object");
     auto p = j.find("proto");
-    if (p == j.end() || !p->is_array() || p->size() != 2 || !(*p)[0].is_number_integer() ||
-        !(*p)[1].is_number_integer())
+    // Versions are small non-negative ints: 2^32 + 1 must not pass for major 1.
+    if (p == j.end() || !p->is_array() || p->size() != 2 || !exact_integer<int>((*p)[0]) ||
+        !exact_integer<int>((*p)[1]) || (*p)[0].get<int>() < 0 || (*p)[1].get<int>() < 0)
         throw ProtocolError("malformed control message: missing \"proto\": [major, minor]");
     int major = (*p)[0].get<int>(), minor = (*p)[1].get<int>();
     if (major != kProtoMajor) throw VersionMismatch(major, minor);
@@ -54,7 +79,17 @@ void get_opt(const json& j, const char* key, std::optional<T>& out) {
         out.reset();
         return;
     }
-    out = it->get<T>();
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+        // Strictly: a cpus of 2^32 + 2 must not wrap around to 2, nor a memory
+        // of -1 to 16 EiB.
+        out = exact_integer<T>(*it);
+        if (!out)
+            throw ProtocolError(std::string("\"") + key + "\" must be a whole number between " +
+                                std::to_string(std::numeric_limits<T>::min()) + " and " +
+                                std::to_string(std::numeric_limits<T>::max()));
+    } else {
+        out = it->get<T>();
+    }
 }
 
 template <typename T>
