@@ -1,6 +1,7 @@
 #include "daemon/config.hpp"
 
 #include <boost/program_options.hpp>
+#include <cctype>
 #include <fstream>
 #include <sstream>
 
@@ -15,6 +16,8 @@ namespace {
 // Sizes accept K/M/G/T suffixes (powers of 1024): "4G".
 uint64_t parse_size(const std::string& name, const std::string& v) {
     if (v.empty()) throw ConfigError(name + ": empty size");
+    // std::stoull accepts a sign: "-1" would silently become 16 EiB.
+    if (!std::isdigit(static_cast<unsigned char>(v[0]))) throw ConfigError(name + ": not a size: '" + v + "'");
     size_t pos = 0;
     unsigned long long n;
     try {
@@ -179,6 +182,24 @@ void validate(const DaemonConfig& c) {
     need(ok, "log-level: must be one of trace, debug, info, warn, error, critical, off");
 }
 
+// boost::lexical_cast reads "-1" into an unsigned option as its maximum
+// (4294967295), so "request-timeout-ms = -1" would mean 49 days. Refuse a sign
+// on every unsigned option before the values are stored.
+void refuse_negative_unsigned(const po::parsed_options& parsed, const po::options_description& desc) {
+    for (const auto& o : parsed.options) {
+        const po::option_description* d = desc.find_nothrow(o.string_key, false);
+        if (!d) continue;
+        const po::value_semantic* sem = d->semantic().get();
+        if (!dynamic_cast<const po::typed_value<uint32_t>*>(sem) && !dynamic_cast<const po::typed_value<uint64_t>*>(sem))
+            continue;
+        for (const auto& v : o.value) {
+            auto i = v.find_first_not_of(" \t");
+            if (i != std::string::npos && v[i] == '-')
+                throw ConfigError(o.string_key + ": must not be negative: '" + v + "'");
+        }
+    }
+}
+
 DaemonConfig defaults() {
     DaemonConfig d;
     d.sandbox.etc_masks = sandbox::default_etc_masks();
@@ -193,7 +214,9 @@ DaemonConfig parse_config_text(const std::string& text, const std::string& origi
     po::variables_map vm;
     try {
         std::istringstream in(text);
-        po::store(po::parse_config_file(in, desc, /*allow_unregistered=*/false), vm);
+        auto parsed = po::parse_config_file(in, desc, /*allow_unregistered=*/false);
+        refuse_negative_unsigned(parsed, desc);
+        po::store(parsed, vm);
         po::notify(vm);
         apply(raw, base, vm);
         validate(base);
@@ -234,8 +257,12 @@ ParsedArgs parse_command_line(int argc, const char* const argv[]) {
     all.add(cli_only).add(shared);
     po::variables_map vm;
     try {
-        po::store(po::command_line_parser(argc, argv).options(all).run(), vm);
+        auto parsed = po::command_line_parser(argc, argv).options(all).run();
+        refuse_negative_unsigned(parsed, all);
+        po::store(parsed, vm);
         po::notify(vm);
+    } catch (const ConfigError& e) {
+        throw ConfigError(std::string("command line: ") + e.what());
     } catch (const po::error& e) {
         throw ConfigError(std::string("command line: ") + e.what());
     }
@@ -254,7 +281,7 @@ ParsedArgs parse_command_line(int argc, const char* const argv[]) {
         std::stringstream ss;
         ss << f.rdbuf();
         base = parse_config_text(ss.str(), config_file, base);
-    } else if (!vm["config"].defaulted()) {
+    } else if (vm.count("config") != 0) {  // named explicitly: must exist
         throw ConfigError(config_file + ": cannot open config file");
     }
     RawOptions raw2;
