@@ -13,17 +13,31 @@ OutputLog::OutputLog(const std::string& path, uint64_t cap)
     if (!fd_) throw_errno("create " + path);
 }
 
+namespace {
+
+// One piece of output as frames no bigger than a reader accepts (write_frame
+// refuses more than kMaxFrame, which would fail the whole job).
+void write_frames(int fd, protocol::FrameKind kind, std::string_view data) {
+    do {
+        std::string_view piece = data.substr(0, protocol::kMaxOutputChunk);
+        protocol::write_frame(fd, kind, piece);
+        data.remove_prefix(piece.size());
+    } while (!data.empty());
+}
+
+}  // namespace
+
 void OutputLog::append(protocol::FrameKind kind, std::string_view data) {
     if (truncated_) return;
     if (written_ + data.size() > cap_) {
         size_t room = cap_ > written_ ? static_cast<size_t>(cap_ - written_) : 0;
-        if (room > 0) protocol::write_frame(fd_.get(), kind, data.substr(0, room));
+        if (room > 0) write_frames(fd_.get(), kind, data.substr(0, room));
         std::string notice = "\n[hermetic: stored log truncated at " + std::to_string(cap_) + " bytes]\n";
         protocol::write_frame(fd_.get(), protocol::FrameKind::Stderr, notice);
         truncated_ = true;
         return;
     }
-    protocol::write_frame(fd_.get(), kind, data);
+    write_frames(fd_.get(), kind, data);
     written_ += data.size();
 }
 
