@@ -155,7 +155,8 @@ struct Rule1 {
 
 struct Plan {
     std::map<std::string, uint32_t> table;  // name -> action, only where != default
-    std::map<std::string, std::vector<Rule1>> args;  // name -> rules of filters[1], in order
+    std::map<std::string, std::vector<Rule1>> args;    // name -> rules of the argument filter, in order
+    std::map<std::string, std::vector<Rule1>> guards;  // name -> rules of the guard filter, in order
 };
 
 std::string describe(const Rule* r) {
@@ -163,9 +164,42 @@ std::string describe(const Rule* r) {
     return (r->origin.empty() ? std::string("rule") : r->origin) + " (" + r->target + ")";
 }
 
+// Appends the conditional rules `relevant` of `entry` to `out` as libseccomp
+// rules with the verdicts `emitted` gives them.
+template <typename Emitted>
+void emit_conditional(const SyscallEntry& entry, std::vector<const CondRule*> relevant, const Emitted& emitted,
+                      std::vector<Rule1>& out) {
+    // Canonical order, so the filters are a function of canonical_text()
+    // (which the compile cache relies on). Order can't change a verdict:
+    // rules that may match together share one action (expand.cpp).
+    // (Keys computed once: building them in the comparator was a third of a compile.)
+    std::vector<std::pair<std::pair<std::string, std::string>, const CondRule*>> keyed;
+    keyed.reserve(relevant.size());
+    for (const CondRule* r : relevant) keyed.push_back({{detail::rule_text(*r), detail::action_text(r->action)}, r});
+    std::stable_sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (size_t k = 0; k < keyed.size(); ++k) relevant[k] = keyed[k].second;
+    if (!relevant.empty() && entry.mux) {
+        // i386 multiplexer slot first, so libseccomp's argument-garbling
+        // twins of the rules below are absorbed (see the top of this file).
+        const char* mux = entry.mux->mux == detail::Multiplexer::Socketcall ? "socketcall" : "ipc";
+        out.push_back({mux, emitted(*relevant.front()), {Cond{0, CompareOp::Eq, entry.mux->call, ~uint64_t{0}}},
+                       describe(relevant.front()->source) + " via i386 " + mux});
+    }
+    for (const CondRule* r : relevant) {
+        Rule1 rule{entry.name, emitted(*r), r->conds, describe(r->source)};
+        bool dup = false;
+        for (const Rule1& o : out) dup = dup || (o.name == rule.name && o.action == rule.action && o.conds == rule.conds);
+        if (!dup) out.push_back(std::move(rule));
+    }
+}
+
 Plan plan(const detail::Expanded& e, bool route) {
     Plan p;
     const uint32_t def = scmp_action(e.default_action);
+    auto emitted = [&](const CondRule& r) {
+        if (r.action.kind == ActionKind::Errno && route) return uint32_t{SCMP_ACT_NOTIFY};
+        return scmp_action(r.action);
+    };
     for (const SyscallEntry& entry : e.entries) {
         const Action& t = entry.table_action;
         uint32_t table = scmp_action(t);
@@ -179,9 +213,21 @@ Plan plan(const detail::Expanded& e, bool route) {
 
         std::vector<Rule1>& out = p.args[entry.name];
         if (notify) {
-            // One unconditional NOTIFY; the supervisor applies decide(), which
-            // includes this syscall's conditional rules.
+            // One unconditional NOTIFY (libseccomp lets it shadow every
+            // conditional rule of the syscall in the same filter); the
+            // supervisor applies decide(), which includes the conditional rules.
             out.push_back({entry.name, SCMP_ACT_NOTIFY, {}, describe(entry.table_rule)});
+            // The conditional denials and kills still hold in the kernel,
+            // through the guard filter: the kernel takes the most restrictive
+            // verdict of all filters, and errno or kill beats a notification.
+            // seccomp's stay with the notification: the installer loads the
+            // argument filter (with its listener) after the guard filter.
+            if (entry.name == "seccomp") continue;
+            std::vector<const CondRule*> denials;
+            for (const CondRule& r : entry.conditional)
+                if (r.action.kind == ActionKind::Kill || (r.action.kind == ActionKind::Errno && !route))
+                    denials.push_back(&r);
+            if (!denials.empty()) emit_conditional(entry, denials, emitted, p.guards[entry.name]);
             continue;
         }
         std::vector<const CondRule*> relevant;
@@ -192,33 +238,7 @@ Plan plan(const detail::Expanded& e, bool route) {
             if (t.kind == ActionKind::Errno && r.action.kind != ActionKind::Kill) continue;
             relevant.push_back(&r);
         }
-        // Canonical order, so the filters are a function of canonical_text()
-        // (which the compile cache relies on). Order can't change a verdict:
-        // rules that may match together share one action (expand.cpp).
-        // (Keys computed once: building them in the comparator was a third of a compile.)
-        std::vector<std::pair<std::pair<std::string, std::string>, const CondRule*>> keyed;
-        keyed.reserve(relevant.size());
-        for (const CondRule* r : relevant) keyed.push_back({{detail::rule_text(*r), detail::action_text(r->action)}, r});
-        std::stable_sort(keyed.begin(), keyed.end(),
-                         [](const auto& a, const auto& b) { return a.first < b.first; });
-        for (size_t k = 0; k < keyed.size(); ++k) relevant[k] = keyed[k].second;
-        auto emitted = [&](const CondRule& r) {
-            if (r.action.kind == ActionKind::Errno && route) return uint32_t{SCMP_ACT_NOTIFY};
-            return scmp_action(r.action);
-        };
-        if (!relevant.empty() && entry.mux) {
-            // i386 multiplexer slot first, so libseccomp's argument-garbling
-            // twins of the rules below are absorbed (see the top of this file).
-            const char* mux = entry.mux->mux == detail::Multiplexer::Socketcall ? "socketcall" : "ipc";
-            out.push_back({mux, emitted(*relevant.front()), {Cond{0, CompareOp::Eq, entry.mux->call, ~uint64_t{0}}},
-                           describe(relevant.front()->source) + " via i386 " + mux});
-        }
-        for (const CondRule* r : relevant) {
-            Rule1 rule{entry.name, emitted(*r), r->conds, describe(r->source)};
-            bool dup = false;
-            for (const Rule1& o : out) dup = dup || (o.name == rule.name && o.action == rule.action && o.conds == rule.conds);
-            if (!dup) out.push_back(std::move(rule));
-        }
+        emit_conditional(entry, relevant, emitted, out);
         if (out.empty()) p.args.erase(entry.name);
     }
 
@@ -305,23 +325,34 @@ CompiledPolicy compile(const Policy& policy, const CompileOptions& options) {
         if (e.i386_action) spec.i386_ret = scmp_action(*e.i386_action);
         out.filters.push_back({detail::table_filter(spec), false});
     }
-    if (!p.args.empty()) {
-        bool notify = false;
-        auto build = [&](Arch arch) {
-            ScmpFilter args(SCMP_ACT_ALLOW, arch);
-            for (const auto& [name, rules] : p.args) {
-                for (const Rule1& r : rules) {
+    // Per arch through libseccomp, joined (table_filter.hpp). With an i386
+    // action the table answers every i386 call on its own.
+    auto build = [&](const std::map<std::string, std::vector<Rule1>>& rules, bool& notify) {
+        auto one = [&](Arch arch) {
+            ScmpFilter f(SCMP_ACT_ALLOW, arch);
+            for (const auto& [name, list] : rules) {
+                for (const Rule1& r : list) {
                     // Names the arch doesn't have are skipped by libseccomp.
-                    args.add(r.name, r.action, r.conds, r.what);
+                    f.add(r.name, r.action, r.conds, r.what);
                     notify = notify || r.action == SCMP_ACT_NOTIFY;
                 }
             }
-            return args.export_bpf();
+            return f.export_bpf();
         };
         std::optional<std::vector<sock_filter>> i386;
-        // With an i386 action the table answers every i386 call on its own.
-        if (!e.i386_action) i386 = build(Arch::I386);
-        out.filters.push_back({detail::join_arches(build(Arch::X86_64), i386, SCMP_ACT_ALLOW), notify});
+        if (!e.i386_action) i386 = one(Arch::I386);
+        return detail::join_arches(one(Arch::X86_64), i386, SCMP_ACT_ALLOW);
+    };
+    // The guard filter goes before the argument filter: the installer loads
+    // the one with the listener last (seccomp itself never notifies before).
+    if (!p.guards.empty()) {
+        bool notify = false;
+        out.filters.push_back({build(p.guards, notify), false});
+    }
+    if (!p.args.empty()) {
+        bool notify = false;
+        std::vector<sock_filter> program = build(p.args, notify);
+        out.filters.push_back({std::move(program), notify});
     }
     out.digest = sha256_hex(text);
     cache().put(std::move(text), out);

@@ -24,9 +24,13 @@
 //  * Conditional rules of one syscall that could match the same call must have
 //    the same action (libseccomp merges them into one decision tree whose order we
 //    don't control); compile() and decide() reject a policy where they could not.
-//  * Virtualize/Log go to the supervisor through filters[1] (SECCOMP_RET_USER_NOTIF).
-//    If a syscall has an unconditional Virtualize/Log rule, only that reaches the
-//    kernel: the supervisor applies decide(), conditional rules included.
+//  * Virtualize/Log go to the supervisor through the argument filter
+//    (SECCOMP_RET_USER_NOTIF). If a syscall has an unconditional Virtualize/Log
+//    rule, only that reaches the argument filter: the supervisor applies decide(),
+//    conditional rules included. Its conditional errno/kill rules are also put
+//    in a guard filter (installed between the table and the argument filter), so
+//    the kernel enforces them whatever the supervisor does: errno and kill beat
+//    a notification when the kernel combines the filters' verdicts.
 //  * i386 socketcall/ipc: the arguments of a multiplexed call are in memory, out of
 //    seccomp's sight. A socket or SysV IPC call with conditional rules therefore gets
 //    their action unconditionally through its multiplexer (fail closed), and
@@ -34,8 +38,8 @@
 //  * x32 (nr | 0x40000000 with AUDIT_ARCH_X86_64) and every arch other than x86-64
 //    and i386 kill the process. No policy can change that. A policy may also close
 //    the i386 entry (Policy::i386_action: kill or errno for every i386 call).
-//  * filters[0] (the table) is generated here as a binary search over syscall
-//    number ranges (table_filter.hpp); filters[1] goes through libseccomp.
+//  * The table is generated here as a binary search over syscall number ranges
+//    (table_filter.hpp); the guard and argument filters go through libseccomp.
 #pragma once
 
 #include <linux/filter.h>
@@ -112,7 +116,9 @@ struct Filter {
 };
 
 struct CompiledPolicy {
-    // Install in order; filters[0] is the syscall table, [1] the argument filter.
+    // Install in order: the syscall table, the guard filter (only when needed,
+    // see above), the argument filter (absent if it would allow everything; the
+    // only one that may need a listener).
     std::vector<Filter> filters;
     std::string digest;  // sha256 over the canonical rule list (for audit/attestation)
 };

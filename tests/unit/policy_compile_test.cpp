@@ -378,7 +378,7 @@ TEST(RouteDenials, DenialsBecomeNotificationsDefaultsStayInKernel) {
     EXPECT_NE(cp.digest, baseline().digest);
 }
 
-TEST(Compile, VirtualizeAndLogUseTheSecondFilterOnly) {
+TEST(Compile, VirtualizeAndLogUseTheArgumentFilterDenialsUnderThemTheGuard) {
     Policy p;
     p.default_action = Action::kill();
     p.rules = {{"@default", {}, Action::allow(), "t"},
@@ -386,14 +386,19 @@ TEST(Compile, VirtualizeAndLogUseTheSecondFilterOnly) {
                {"getrandom", {}, Action::log(), "t"},
                {"ioctl", {}, Action::allow(), "t"},
                {"ioctl", {{.index = 1, .op = CompareOp::Eq, .value = 0x5412, .width32 = true}}, Action::virtualize(), "t"},
-               // a conditional rule under an unconditional Virtualize: only the NOTIFY is emitted
+               // a conditional rule under an unconditional Virtualize: NOTIFY, and the guard filter denies
                {"openat", {{.index = 2, .op = CompareOp::MaskedEq, .value = 1, .mask = 3}}, Action::error(EROFS), "t"}};
     const CompiledPolicy cp = compile(p);
-    ASSERT_EQ(cp.filters.size(), 2u);
+    // The table, the guard (openat's conditional EROFS under its Virtualize),
+    // the argument filter with the listener.
+    ASSERT_EQ(cp.filters.size(), 3u);
     EXPECT_FALSE(cp.filters[0].needs_listener);
-    EXPECT_TRUE(cp.filters[1].needs_listener);
+    EXPECT_FALSE(cp.filters[1].needs_listener);
+    EXPECT_TRUE(cp.filters[2].needs_listener);
     EXPECT_VERDICT(kNotify, run(cp, Arch::X86_64, "openat", {0, 0, 0}));
-    EXPECT_VERDICT(kNotify, run(cp, Arch::X86_64, "openat", {0, 0, 1}));
+    // The kernel enforces the conditional denial itself (errno beats notify).
+    EXPECT_VERDICT(err(EROFS), run(cp, Arch::X86_64, "openat", {0, 0, 1}));
+    EXPECT_VERDICT(err(EROFS), run(cp, Arch::I386, "openat", {0, 0, 0x41}));
     EXPECT_VERDICT(kNotify, run(cp, Arch::I386, "getrandom"));
     EXPECT_VERDICT(kNotify, run(cp, Arch::X86_64, "ioctl", {0, 0x5412}));
     EXPECT_VERDICT(kAllow, run(cp, Arch::X86_64, "ioctl", {0, 0x5413}));
@@ -604,7 +609,12 @@ TEST(Differential, MixedPolicyDecideAgreesWithFilters) {
                {"shmget", {}, Action::allow(), "t"},
                {"shmget", {{.index = 2, .op = CompareOp::MaskedEq, .value = 0x800, .mask = 0x800}}, Action::kill(), "t"},
                {"openat", {}, Action::virtualize(), "t"},
+               {"openat", {{.index = 2, .op = CompareOp::MaskedEq, .value = 0x40, .mask = 0x40}}, Action::error(EROFS), "t"},
                {"getrandom", {}, Action::log(), "t"},
+               {"socketpair", {}, Action::log(), "t"},
+               {"socketpair", {{.index = 0, .op = CompareOp::Ne, .value = 1}}, Action::error(EAFNOSUPPORT), "t"},
+               {"readlink", {}, Action::virtualize(), "t"},
+               {"readlink", {{.index = 2, .op = CompareOp::Gt, .value = 4096}}, Action::kill(), "t"},
                {"connect", {{.index = 2, .op = CompareOp::Gt, .value = 110}}, Action::error(EINVAL), "t"},
                {"sendto", {{.index = 3, .op = CompareOp::Le, .value = 3}, {.index = 5, .op = CompareOp::Ne, .value = 16}},
                 Action::error(EPERM), "t"},
