@@ -11,6 +11,24 @@
 
 namespace hermetic::protocol {
 
+namespace {
+
+// write_all, but with MSG_NOSIGNAL on a socket: a peer that hung up becomes an
+// exception the caller handles (as send_with_fds does), not a SIGPIPE that
+// kills a process that didn't think to ignore it.
+void send_all(int fd, std::string_view data) {
+    while (!data.empty()) {
+        ssize_t n = retry_eintr([&] { return ::send(fd, data.data(), data.size(), MSG_NOSIGNAL); });
+        if (n < 0) {
+            if (errno == ENOTSOCK) return write_all(fd, data);  // a pipe or a file (stored output logs)
+            throw_errno("send");
+        }
+        data.remove_prefix(static_cast<size_t>(n));
+    }
+}
+
+}  // namespace
+
 void write_frame(int fd, FrameKind kind, std::string_view payload, std::span<const int> fds) {
     if (payload.size() + 1 > kMaxFrame) throw ProtocolError("frame too large to send");
     std::string buf;
@@ -20,7 +38,7 @@ void write_frame(int fd, FrameKind kind, std::string_view payload, std::span<con
     buf[4] = static_cast<char>(kind);
     std::memcpy(buf.data() + 5, payload.data(), payload.size());
     if (fds.empty()) {
-        write_all(fd, buf);
+        send_all(fd, buf);
     } else {
         send_with_fds(fd, buf, fds);
     }

@@ -5,7 +5,10 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <atomic>
 #include <chrono>
@@ -118,6 +121,29 @@ TEST(ProtocolFrame, WriterRefusesPayloadBeyondTheLimit) {
     // Nothing half-written: the peer sees a clean EOF.
     sp.a.reset();
     EXPECT_FALSE(read_frame(sp.b.get()).has_value());
+}
+
+TEST(ProtocolFrame, WritingToAPeerThatHungUpThrowsInsteadOfRaisingSigpipe) {
+    // In a child with SIGPIPE at its default (fatal) disposition, as in a
+    // process that never thought about it.
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        ::signal(SIGPIPE, SIG_DFL);
+        SocketPair sp;
+        sp.b.reset();
+        int code = 1;
+        try {
+            write_frame(sp.a.get(), FrameKind::Control, "{}");
+        } catch (const std::exception&) {
+            code = 0;
+        }
+        ::_exit(code);
+    }
+    int st = 0;
+    ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+    EXPECT_FALSE(WIFSIGNALED(st)) << "killed by signal " << WTERMSIG(st);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "no exception";
 }
 
 TEST(ProtocolFrame, SeveralFramesInARowKeepTheirBoundaries) {
