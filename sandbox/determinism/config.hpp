@@ -1,0 +1,58 @@
+// What a job asks of the determinism engine, and what it reports back.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace hermetic::sandbox::determinism {
+
+// The fixed epoch used when neither --epoch nor SOURCE_DATE_EPOCH is given
+// (2000-01-01T00:00:00Z: after zip's 1980 floor, well before any real build).
+inline constexpr int64_t kDefaultEpoch = 946684800;
+
+struct DeterminismConfig {
+    uint64_t seed = 0;               // --seed: keys every random byte the build sees
+    int64_t epoch = kDefaultEpoch;   // --epoch (seconds): where the logical clock starts
+    uint32_t cpus = 2;               // --cpus: what every CPU-count source reports
+    bool trace = false;              // --trace: deviations also carry the real value
+
+    // Logical clock: each virtualized call advances the calling process's clock
+    // by this much (ns); a process starts from its parent's clock.
+    int64_t clock_step_ns = 1000;
+    // Uptime the build sees at the epoch (seconds): CLOCK_MONOTONIC/BOOTTIME,
+    // /proc/uptime and sysinfo() start here.
+    int64_t uptime_at_epoch_s = 100;
+    // Virtual TSC frequency for rdtsc/rdtscp (cycles per second).
+    uint64_t tsc_hz = 1'000'000'000;
+
+    // Host identity the build sees.
+    std::string uname_sysname = "Linux";
+    std::string uname_nodename = "hermetic";     // the sandbox's UTS hostname
+    std::string uname_domainname = "(none)";
+    std::string uname_release = "6.1.0-hermetic";
+    std::string uname_version = "#1 SMP PREEMPT_DYNAMIC";
+    std::string uname_machine = "x86_64";
+    uint64_t memory_bytes = 8ull << 30;          // /proc/meminfo, sysinfo()
+
+    // Record one Deviation per virtualized call (off: counts only, for benchmarks).
+    bool record_deviations = true;
+};
+
+// What the supervisor did, for the job's summary.
+struct Summary {
+    std::map<std::string, uint64_t> by_syscall;  // "clock_gettime" -> count, "rdtsc" -> count, ...
+    std::map<std::string, uint64_t> by_class;    // "time", "random", "identity", "cpu", "fs-order", "fs-metadata"
+    std::map<std::string, uint64_t> denied;      // failed closed: "syscall: reason" -> count
+    // Sources the engine cannot virtualize on this host, e.g.
+    // "rdrand (CPUID bit visible: no CPUID faulting on this CPU)".
+    std::vector<std::string> unvirtualizable;
+    std::vector<std::string> notes;              // e.g. exec-time patch failures
+    uint64_t processes = 0;                      // processes seen (execs included)
+    uint64_t execs = 0;
+    uint64_t trap_ns_total = 0;                  // supervisor time spent in handlers
+    uint64_t traps = 0;
+};
+
+}  // namespace hermetic::sandbox::determinism

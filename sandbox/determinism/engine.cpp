@@ -1,0 +1,529 @@
+// The supervisor process: event loop, notification dispatch, answers, records.
+#include "sandbox/determinism/engine.hpp"
+
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/capability.h>
+#include <poll.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cpuid.h>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "common/io.hpp"
+#include "common/sys_error.hpp"
+#include "sandbox/control_channel.hpp"
+#include "sandbox/determinism/wire.hpp"
+#include "syscall-policy/determinism_rules.hpp"
+
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+
+namespace hermetic::sandbox::determinism {
+
+void to_json(nlohmann::json& j, const Summary& s);
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr int kErestartNoIntr = 513;  // the kernel restarts the call on the way out
+constexpr size_t kDeviationFlushBytes = 32 << 10;
+constexpr auto kDeviationFlushDelay = std::chrono::milliseconds(20);
+
+const std::string& name_of(int nr) {
+    static std::vector<std::string> names = [] {
+        std::vector<std::string> v(512);
+        for (int i = 0; i < 512; ++i) v[i] = policy::syscall_name(i);
+        return v;
+    }();
+    static const std::string unknown = "?";
+    return nr >= 0 && nr < 512 ? names[nr] : unknown;
+}
+
+std::string args_text(const seccomp_notif& n) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%llx,%llx,%llx,%llx,%llx,%llx", (unsigned long long)n.data.args[0],
+                  (unsigned long long)n.data.args[1], (unsigned long long)n.data.args[2],
+                  (unsigned long long)n.data.args[3], (unsigned long long)n.data.args[4],
+                  (unsigned long long)n.data.args[5]);
+    return buf;
+}
+
+}  // namespace
+
+const char* class_of(int nr) {
+    switch (nr) {
+        case SYS_clock_gettime: case SYS_clock_getres: case SYS_gettimeofday: case SYS_time: case SYS_times:
+        case SYS_getrusage: case SYS_nanosleep: case SYS_clock_nanosleep: case SYS_futex: case SYS_futex_waitv:
+        case SYS_timerfd_settime: case SYS_timer_settime: case SYS_mq_timedsend: case SYS_mq_timedreceive:
+        case SYS_poll: case SYS_epoll_wait: case SYS_epoll_pwait: case SYS_epoll_pwait2: case SYS_ppoll:
+        case SYS_pselect6: case SYS_select: case SYS_rt_sigtimedwait: case SYS_semtimedop: case SYS_io_getevents:
+        case SYS_recvmmsg:
+            return "time";
+        case SYS_getrandom: return "random";
+        case SYS_uname: case SYS_sysinfo: case SYS_getcpu: return "identity";
+        case SYS_sched_getaffinity: case SYS_sched_setaffinity: return "cpu";
+        case SYS_getdents: case SYS_getdents64: return "fs-order";
+        default: return "fs-metadata";
+    }
+}
+
+Engine::Engine(DeterminismConfig cfg, UniqueFd control, UniqueFd deviations)
+    : cfg_(std::move(cfg)), control_(std::move(control)), deviations_(std::move(deviations)) {
+    key_ = root_key(cfg_.seed);
+    hostproc_.reset(::open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!hostproc_) throw_errno("open /proc");
+    if (seccomp_notify_alloc(&req_, &resp_) != 0) throw std::runtime_error("seccomp_notify_alloc");
+}
+
+Task* Engine::task(pid_t tid) {
+    auto it = tasks_.find(tid);
+    return it == tasks_.end() ? nullptr : it->second.get();
+}
+
+void Engine::tick(Process& p) {
+    if (!p.timers.empty()) {
+        timespec now{};
+        ::clock_gettime(CLOCK_REALTIME, &now);
+        int64_t real = now.tv_sec * 1'000'000'000LL + now.tv_nsec;
+        std::erase_if(p.timers, [&](const auto& t) {
+            if (real < t.first) return false;
+            p.vt = std::max(p.vt, t.second);
+            return true;
+        });
+    }
+    p.vt = std::max(p.vt, p.pending) + cfg_.clock_step_ns;
+}
+
+bool Engine::read_mem(Process& p, uint64_t addr, void* out, size_t n) {
+    if (!p.mem) return false;
+    ssize_t got = ::pread(p.mem.get(), out, n, static_cast<off_t>(addr));
+    return got == static_cast<ssize_t>(n);
+}
+
+bool Engine::write_mem(Process& p, uint64_t addr, const void* in, size_t n) {
+    if (!p.mem) return false;
+    ssize_t put = ::pwrite(p.mem.get(), in, n, static_cast<off_t>(addr));
+    return put == static_cast<ssize_t>(n);
+}
+
+std::string Engine::read_string(Process& p, uint64_t addr, size_t max, int& err) {
+    std::string s;
+    err = 0;
+    if (addr == 0) {
+        err = EFAULT;
+        return s;
+    }
+    // Page by page: a string may end right before an unmapped page.
+    while (s.size() < max) {
+        size_t page_left = 4096 - (addr % 4096);
+        size_t want = std::min(page_left, max - s.size());
+        char buf[4096];
+        ssize_t got = ::pread(p.mem.get(), buf, want, static_cast<off_t>(addr));
+        if (got <= 0) {
+            err = EFAULT;
+            return s;
+        }
+        const char* nul = static_cast<const char*>(std::memchr(buf, 0, static_cast<size_t>(got)));
+        if (nul) {
+            s.append(buf, static_cast<size_t>(nul - buf));
+            return s;
+        }
+        s.append(buf, static_cast<size_t>(got));
+        addr += static_cast<uint64_t>(got);
+    }
+    err = ENAMETOOLONG;
+    return s;
+}
+
+void Engine::note(const std::string& s) {
+    if (summary_.notes.size() < 200) summary_.notes.push_back(s);
+}
+
+void Engine::deny_note(const std::string& what) { summary_.denied[what]++; }
+
+void Engine::resolve_vpid(Task& t) {
+    if (t.vtid) return;
+    char path[32];
+    std::snprintf(path, sizeof path, "%d/status", t.tid);
+    try {
+        std::string st = read_file_at(hostproc_.get(), path, 1 << 16);
+        auto last_field = [&](const char* key) -> pid_t {
+            auto pos = st.find(key);
+            if (pos == std::string::npos) return 0;
+            auto end = st.find('\n', pos + 1);
+            std::string line = st.substr(pos, end - pos);
+            auto sp = line.find_last_of(" \t");
+            return static_cast<pid_t>(std::atoi(line.c_str() + sp + 1));
+        };
+        t.vtid = last_field("\nNSpid:");
+        t.vtgid = last_field("\nNStgid:");
+    } catch (...) {
+    }
+}
+
+Task* Engine::task_by_vpid(pid_t vtid) {
+    for (auto& [tid, t] : tasks_) {
+        resolve_vpid(*t);
+        if (t->vtid == vtid) return t.get();
+    }
+    return nullptr;
+}
+
+// ---- event loop
+
+int Engine::run() noexcept {
+    try {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGCHLD);
+        if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0) throw_errno("sigprocmask");
+        sigchld_.reset(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+        if (!sigchld_) throw_errno("signalfd");
+        set_nonblocking(deviations_.get(), false);
+        while (!stopping_) {
+            pollfd p[5];
+            int n = 0;
+            p[n++] = {control_.get(), POLLIN, 0};
+            p[n++] = {sigchld_.get(), POLLIN, 0};
+            p[n++] = {listener_ ? listener_.get() : -1, POLLIN, 0};
+            p[n++] = {fuse_ ? fuse_.get() : -1, POLLIN, 0};
+            p[n++] = {fanotify_ ? fanotify_.get() : -1, POLLIN, 0};
+            int timeout = dev_buf_.empty() ? -1 : static_cast<int>(kDeviationFlushDelay.count());
+            int rc = ::poll(p, static_cast<nfds_t>(n), timeout);
+            if (rc < 0) {
+                if (errno == EINTR) continue;
+                throw_errno("poll");
+            }
+            // Ptrace stops first: a re-issued call's interrupt stop, a new task's
+            // first stop, an exec.
+            if (p[1].revents) on_sigchld();
+            if (p[2].revents & POLLIN) on_notification();
+            if (p[2].revents & (POLLHUP | POLLERR | POLLNVAL)) listener_.reset();  // every filter user is gone
+            if (p[3].revents) on_fuse();
+            if (p[4].revents) drain_fanotify();
+            if (p[0].revents) on_control();
+            flush_deviations(false);
+        }
+        return 0;
+    } catch (const std::exception& e) {
+        try {
+            send_control(control_.get(), {{"error", std::string("supervisor failed: ") + e.what()}});
+        } catch (...) {
+        }
+        return 1;
+    }
+}
+
+void Engine::on_control() {
+    std::optional<ControlMessage> m;
+    try {
+        m = receive_control(control_.get());
+    } catch (...) {
+    }
+    if (!m) {  // the runner is gone: so is the build (EXITKILL does the rest)
+        stopping_ = true;
+        return;
+    }
+    const auto& b = m->body;
+    try {
+        if (b.contains("open_fuse")) {
+            UniqueFd fd = open_fuse_device(b["open_fuse"].get<pid_t>());
+            int raw = fd.get();
+            send_control(control_.get(), {{"fuse", true}}, std::span<const int>(&raw, 1));
+        } else if (b.contains("start")) {
+            if (m->fds.size() != 1) throw std::runtime_error("start without a listener");
+            if (!b.value("tsc_traps", true))
+                summary_.unvirtualizable.push_back(
+                    "rdtsc/rdtscp: this CPU ignores PR_SET_TSC (the hypervisor does not enforce CR4.TSD): they read the real TSC");
+            start(b["start"].get<pid_t>(), std::move(m->fds[0]));
+            send_control(control_.get(), {{"started", true}});
+        } else if (b.contains("stop")) {
+            stopping_ = true;
+            if (started_) drain_fanotify();
+            flush_deviations(true);
+            deviations_.reset();
+            send_summary();
+        }
+    } catch (const std::exception& e) {
+        send_control(control_.get(), {{"error", e.what()}});
+    }
+}
+
+void Engine::send_summary() {
+    nlohmann::json s;
+    to_json(s, summary_);
+    send_control(control_.get(), {{"summary", s}});
+}
+
+void Engine::start(pid_t pid, UniqueFd listener) {
+    if (started_) throw std::runtime_error("already started");
+    build_pid_ = pid;
+    listener_ = std::move(listener);
+    // Wake the supervisor on the CPU of the trapping task (Linux 6.6+).
+    (void)::ioctl(listener_.get(), SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
+
+    // The build's credentials and id maps (host view).
+    char path[64];
+    std::snprintf(path, sizeof path, "%d/status", pid);
+    std::string st = read_file_at(hostproc_.get(), path, 1 << 16);
+    auto field = [&](const char* key, int index) -> uint32_t {
+        auto pos = st.find(key);
+        if (pos == std::string::npos) throw std::runtime_error(std::string("no ") + key + " in status");
+        const char* c = st.c_str() + pos + std::strlen(key);
+        for (int i = 0; i <= index; ++i) {
+            while (*c == ' ' || *c == '\t') ++c;
+            if (i == index) return static_cast<uint32_t>(std::strtoul(c, nullptr, 10));
+            while (*c && *c != ' ' && *c != '\t') ++c;
+        }
+        return 0;
+    };
+    build_uid_ = field("\nUid:", 1);  // effective
+    build_gid_ = field("\nGid:", 1);
+    for (auto [file, out] : {std::pair{"uid_map", &uid_map_}, std::pair{"gid_map", &gid_map_}}) {
+        std::snprintf(path, sizeof path, "%d/%s", pid, file);
+        std::string m = read_file_at(hostproc_.get(), path);
+        size_t pos = 0;
+        while (pos < m.size()) {
+            auto end = m.find('\n', pos);
+            if (end == std::string::npos) end = m.size();
+            unsigned a, b, c;
+            if (std::sscanf(m.c_str() + pos, "%u %u %u", &a, &b, &c) == 3) out->push_back({a, b, c});
+            pos = end + 1;
+        }
+    }
+    {
+        // Lookups made for the build use its supplementary groups.
+        std::vector<gid_t> groups;
+        auto pos = st.find("\nGroups:");
+        if (pos != std::string::npos) {
+            const char* c = st.c_str() + pos + 8;
+            while (*c && *c != '\n') {
+                char* end;
+                unsigned long g = std::strtoul(c, &end, 10);
+                if (end == c) break;
+                groups.push_back(static_cast<gid_t>(g));
+                c = end;
+                while (*c == ' ' || *c == '\t') ++c;
+            }
+        }
+        if (::syscall(SYS_setgroups, groups.size(), groups.data()) != 0) throw_errno("setgroups (build's groups)");
+    }
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    if (::syscall(SYS_capget, &hdr, data) != 0) throw_errno("capget");
+    full_caps_[0] = data[0].effective;
+    full_caps_[1] = data[1].effective;
+
+    setup_fanotify(pid);
+
+    // Absolute paths the build hands us resolve in its root: ours from now on.
+    std::snprintf(path, sizeof path, "%d/root", pid);
+    UniqueFd root(::openat(hostproc_.get(), path, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root) throw_errno("open the build's root");
+    if (::fchdir(root.get()) != 0 || ::chroot(".") != 0 || ::chdir("/") != 0) throw_errno("chroot into the build's root");
+
+    check_host_sources();
+    attach(pid);
+    started_ = true;
+}
+
+void Engine::check_host_sources() {
+    unsigned a, b, c, d;
+    bool rdrand = false, rdseed = false, rdpid = false;
+    if (__get_cpuid(1, &a, &b, &c, &d)) rdrand = c & (1u << 30);
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+        rdseed = b & (1u << 18);
+        rdpid = c & (1u << 22);
+    }
+    // CPUID faulting (ARCH_GET_CPUID works everywhere; only SET reveals support,
+    // and the build process itself tried it in prepare_build_process()).
+    const char* why = "no CPUID faulting on this host, so its CPUID bit stays visible";
+    if (rdrand) summary_.unvirtualizable.push_back(std::string("rdrand: executes natively (") + why + ")");
+    if (rdseed) summary_.unvirtualizable.push_back(std::string("rdseed: executes natively (") + why + ")");
+    if (rdpid) summary_.unvirtualizable.push_back("rdpid: returns the real CPU number (cannot be trapped)");
+    summary_.unvirtualizable.push_back("cpuid: the host CPU's identity and features are visible (no CPUID faulting)");
+}
+
+void Engine::on_notification() {
+    std::memset(req_, 0, sizeof(seccomp_notif));
+    if (seccomp_notify_receive(listener_.get(), req_) != 0) return;  // the caller died meanwhile
+    auto t0 = Clock::now();
+    const seccomp_notif& n = *req_;
+    Task* t = task(static_cast<pid_t>(n.pid));
+    Reply r;
+    if (!t) {
+        // Every build task is known before it runs (ptrace): this is a bug.
+        r.kind = Reply::Error;
+        r.error = ENOSYS;
+        deny_note("unknown task " + std::to_string(n.pid));
+        respond(n, r, nullptr);
+        return;
+    }
+    if (n.data.arch != AUDIT_ARCH_X86_64) {
+        r.kind = Reply::Error;
+        r.error = ENOSYS;
+        deny_note("i386 " + std::to_string(n.data.nr));
+        respond(n, r, t);
+        record(*t, n, r, "policy");
+        return;
+    }
+    drain_fanotify();
+    tick(*t->proc);
+    try {
+        r = handle(*t, n);
+    } catch (const std::exception& e) {
+        // An internal error fails the call closed.
+        r = Reply{};
+        r.kind = Reply::Error;
+        r.error = ENOSYS;
+        deny_note(name_of(n.data.nr) + ": internal error: " + e.what());
+    }
+    respond(n, r, t);
+    if (!r.quiet) record(*t, n, r, nullptr);
+    summary_.traps++;
+    summary_.trap_ns_total += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+}
+
+void Engine::respond(const seccomp_notif& n, const Reply& r, Task* t) {
+    std::memset(resp_, 0, sizeof(seccomp_notif_resp));
+    resp_->id = n.id;
+    switch (r.kind) {
+        case Reply::Value: resp_->val = r.val; break;
+        case Reply::Error: resp_->error = -r.error; break;
+        case Reply::Continue: resp_->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE; break;
+        case Reply::Deferred: return;
+        case Reply::Reissue: {
+            // The call comes back through the kernel's restart path: stop the thread
+            // on its way out (PTRACE_INTERRUPT), fail the call with ERESTARTNOINTR,
+            // and rewrite its registers at the stop (finish_reissue).
+            determinism::Reissue re = r.reissue;
+            if (!t || !place_in_slot(*t, r.slot_data, re) || ::ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) != 0) {
+                resp_->error = -ENOSYS;
+                deny_note(name_of(n.data.nr) + ": could not re-issue the call");
+                break;
+            }
+            t->reissue = re;
+            resp_->error = -kErestartNoIntr;
+            break;
+        }
+    }
+    if (seccomp_notify_respond(listener_.get(), resp_) != 0 && t) t->reissue.reset();
+}
+
+bool Engine::place_in_slot(Task& t, const std::vector<uint8_t>& data, determinism::Reissue& re) {
+    if (re.slot_arg < 0) return true;
+    Process& p = *t.proc;
+    if (!p.scratch || data.size() > kSlotSize) return false;
+    if (t.slot < 0) {
+        if (p.slots.empty()) p.slots.assign(policy::kScratchSize / kSlotSize, 0);
+        auto it = std::find(p.slots.begin(), p.slots.end(), 0);
+        if (it == p.slots.end()) return false;
+        *it = t.tid;
+        t.slot = static_cast<int>(it - p.slots.begin());
+    }
+    uint64_t addr = policy::kScratchBase + static_cast<uint64_t>(t.slot) * kSlotSize;
+    if (!write_mem(p, addr, data.data(), data.size())) return false;
+    re.args[static_cast<size_t>(re.slot_arg)] = addr;
+    return true;
+}
+
+Reply Engine::handle(Task& t, const seccomp_notif& n) {
+    switch (n.data.nr) {
+        case SYS_clock_gettime: case SYS_clock_getres: case SYS_gettimeofday: case SYS_time: case SYS_times:
+        case SYS_getrusage:
+            return time_call(t, n);
+        case SYS_nanosleep: case SYS_clock_nanosleep: case SYS_futex: case SYS_futex_waitv: case SYS_timerfd_settime:
+        case SYS_timer_settime: case SYS_mq_timedsend: case SYS_mq_timedreceive: case SYS_poll: case SYS_epoll_wait:
+        case SYS_epoll_pwait: case SYS_epoll_pwait2: case SYS_ppoll: case SYS_pselect6: case SYS_select:
+        case SYS_rt_sigtimedwait: case SYS_semtimedop: case SYS_io_getevents: case SYS_recvmmsg:
+            return wait_call(t, n);
+        case SYS_getrandom: return random_call(t, n);
+        case SYS_uname: case SYS_sysinfo: case SYS_getcpu: case SYS_sched_getaffinity: case SYS_sched_setaffinity:
+            return identity_call(t, n);
+        case SYS_getdents: case SYS_getdents64: return dents_call(t, n);
+        case SYS_stat: case SYS_fstat: case SYS_lstat: case SYS_newfstatat: case SYS_statx: return stat_call(t, n);
+        case SYS_utimensat: case SYS_utimes: case SYS_utime: case SYS_futimesat: return utime_call(t, n);
+        default: {
+            Reply r;
+            r.kind = Reply::Error;
+            r.error = ENOSYS;
+            deny_note(name_of(n.data.nr) + ": no emulation");
+            return r;
+        }
+    }
+}
+
+// ---- deviations
+
+void Engine::record(Task& t, const seccomp_notif& n, const Reply& r, const char* cls) {
+    const std::string& name = name_of(n.data.nr);
+    const char* c = cls ? cls : (!r.cls.empty() ? r.cls.c_str() : class_of(n.data.nr));
+    summary_.by_syscall[name]++;
+    summary_.by_class[c]++;
+    if (!cfg_.record_deviations) return;
+    Deviation d;
+    d.virtual_time_ns = t.proc->vt;
+    d.real_pid = t.tid;
+    resolve_vpid(t);
+    d.virtual_pid = t.vtid;
+    d.exe = t.proc->exe.substr(0, 256);
+    d.syscall_nr = n.data.nr;
+    d.syscall = name;
+    d.args = args_text(n);
+    bool failed_closed = r.kind == Reply::Error && r.error == ENOSYS;
+    d.action = failed_closed ? DeviationAction::Denied : DeviationAction::Virtualized;
+    d.cls = c;
+    if (r.kind == Reply::Error) d.value = "-" + errno_string(r.error);
+    else if (r.kind == Reply::Continue) d.value = r.value.empty() ? "continue" : r.value + "; continue";
+    else if (r.kind == Reply::Reissue) d.value = r.value + "; re-issued";
+    else d.value = r.value.empty() ? std::to_string(r.val) : r.value;
+    if (d.value.size() > 256) d.value.resize(256);
+    if (cfg_.trace && !r.real.empty()) d.real_value = r.real.substr(0, 256);
+    if (dev_buf_.empty()) dev_first_ = Clock::now();
+    encode_deviation(d, dev_buf_);
+}
+
+void Engine::record_insn(Task& t, const char* what, const std::string& value) {
+    summary_.by_syscall[what]++;
+    summary_.by_class["time"]++;
+    if (!cfg_.record_deviations) return;
+    Deviation d;
+    d.virtual_time_ns = t.proc->vt;
+    d.real_pid = t.tid;
+    resolve_vpid(t);
+    d.virtual_pid = t.vtid;
+    d.exe = t.proc->exe.substr(0, 256);
+    d.syscall = what;
+    d.cls = "time";
+    d.value = value;
+    if (dev_buf_.empty()) dev_first_ = Clock::now();
+    encode_deviation(d, dev_buf_);
+}
+
+void Engine::flush_deviations(bool force) {
+    if (dev_buf_.empty() || !deviations_) return;
+    if (!force && dev_buf_.size() < kDeviationFlushBytes && Clock::now() - dev_first_ < kDeviationFlushDelay) return;
+    try {
+        write_all(deviations_.get(), dev_buf_);
+    } catch (...) {
+        deviations_.reset();  // the runner stopped reading; keep counting
+    }
+    dev_buf_.clear();
+}
+
+}  // namespace hermetic::sandbox::determinism

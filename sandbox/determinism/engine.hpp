@@ -1,0 +1,248 @@
+// The supervisor process's state and event loop (internal to sandbox/determinism).
+//
+// One single-threaded process does everything, so no state needs a lock and the
+// order in which it sees events is the order the kernel produced them:
+//   * seccomp user notifications (the listener the build installed),
+//   * ptrace stops of every build task (exec, fork/clone, rdtsc faults, the
+//     interrupt stops of re-issued calls), through signalfd(SIGCHLD),
+//   * fanotify events of the build's writable file systems (file times),
+//   * FUSE requests for the served files (/dev/urandom, /proc/cpuinfo, ...),
+//   * the runner's control socket.
+#pragma once
+
+#include <linux/seccomp.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/unique_fd.hpp"
+#include "sandbox/determinism/config.hpp"
+#include "sandbox/determinism/prng.hpp"
+#include "sandbox/deviation.hpp"
+
+namespace hermetic::sandbox::determinism {
+
+inline constexpr size_t kSlotSize = 32;  // one itimerspec
+
+// A directory listing taken once and served sorted (getdents).
+struct DirSnapshot {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    struct Entry {
+        std::string name;
+        uint64_t vino;
+        unsigned char type;
+    };
+    std::vector<Entry> entries;
+    size_t index = 0;     // next entry to return
+    int64_t last_pos = -1;  // the file position we left (to notice seeks)
+};
+
+struct Process {
+    pid_t tgid = 0;
+    std::string id;         // identity of the task that created it (files it creates carry it)
+    int64_t vt = 0;         // logical CLOCK_REALTIME, ns
+    int64_t pending = 0;    // data-flow merges (files read), applied at the next trapped call
+    int64_t start_vt = 0;
+    uint32_t execs = 0;
+    std::string exe;
+    UniqueFd mem;           // /proc/PID/mem of the current image
+    UniqueFd pidfd;
+    bool scratch = false;   // the scratch region is mapped (set at exec)
+    std::vector<pid_t> slots;  // scratch slot -> owning tid (0: free)
+    std::map<int, DirSnapshot> dirs;  // getdents state by fd
+    std::unordered_map<uint64_t, uint64_t> anon_inodes;  // pipes/sockets: real ino -> per-process number
+    int tasks = 0;
+    // Armed absolute timers (timerfd, posix): when the real deadline has passed,
+    // the next virtualized call moves the clock to the virtual one.
+    std::vector<std::pair<int64_t, int64_t>> timers;  // (real CLOCK_REALTIME ns, virtual ns)
+};
+
+struct Reissue {
+    int nr = -1;
+    std::array<std::optional<uint64_t>, 6> args;  // registers to replace
+    int slot_arg = -1;  // this argument becomes the address of the task's scratch slot
+};
+
+struct Task {
+    pid_t tid = 0;
+    std::shared_ptr<Process> proc;
+    std::string id;          // pedigree: "1", "1.2", "1.2.1" (k-th task created by its creator)
+    uint32_t children = 0;
+    int64_t start_vt = 0;
+    pid_t vtid = 0, vtgid = 0;  // in the sandbox's pid namespace (0: not looked up yet)
+    std::unique_ptr<Prng> getrandom_stream, urandom_stream;
+    uint32_t uuids = 0;
+    uint64_t affinity = 0;   // virtual CPU mask set by sched_setaffinity (0: all)
+    bool started = false;    // its initial ptrace stop was seen and resumed
+    bool initial_stop_pending = false;
+    std::optional<Reissue> reissue;
+    int slot = -1;
+};
+
+// Identity of a file: real (dev, ino).
+struct FileKey {
+    uint64_t dev = 0, ino = 0;
+    friend bool operator==(const FileKey&, const FileKey&) = default;
+};
+struct FileKeyHash {
+    size_t operator()(const FileKey& k) const noexcept { return std::hash<uint64_t>()(k.dev * 0x9e3779b97f4a7c15ULL ^ k.ino); }
+};
+
+// What the build did to a file (only files touched during the build).
+struct FileTimes {
+    int64_t mtime = 0, atime = 0, ctime = 0, btime = 0;
+    bool created = false;
+};
+
+// A call's answer.
+struct Reply {
+    enum Kind { Value, Error, Continue, Reissue, Deferred } kind = Value;
+    int64_t val = 0;
+    int error = 0;
+    determinism::Reissue reissue;
+    std::vector<uint8_t> slot_data;  // copied to the task's scratch slot before re-issuing
+    std::string value;               // for the deviation record
+    std::string real;                // with --trace
+    std::string cls;                 // overrides the syscall's class
+    bool quiet = false;              // no deviation record (e.g. CONTINUE of a 0 timeout)
+};
+
+class Engine {
+public:
+    Engine(DeterminismConfig cfg, UniqueFd control, UniqueFd deviations);
+    int run() noexcept;  // the process's main; returns its exit code
+
+    // --- shared helpers (engine.cpp)
+    Task* task(pid_t tid);
+    void tick(Process& p);                   // one virtualized call happened in p
+    std::string read_string(Process& p, uint64_t addr, size_t max, int& err);
+    bool read_mem(Process& p, uint64_t addr, void* out, size_t n);
+    bool write_mem(Process& p, uint64_t addr, const void* in, size_t n);
+    void note(const std::string& s);
+    void deny_note(const std::string& what);
+    void resolve_vpid(Task& t);
+    Task* task_by_vpid(pid_t vtid);
+    const StreamKey& key() const { return key_; }
+    const DeterminismConfig& cfg() const { return cfg_; }
+
+    // --- clocks (time.cpp)
+    int64_t mono_ns(const Process& p) const { return p.vt - epoch_ns() + cfg_.uptime_at_epoch_s * 1'000'000'000LL; }
+    int64_t epoch_ns() const { return cfg_.epoch * 1'000'000'000LL; }
+    bool virtual_clock(const Task& t, int64_t clk, int64_t& out_ns) const;
+
+    // --- handlers
+    Reply handle(Task& t, const seccomp_notif& n);
+    Reply time_call(Task& t, const seccomp_notif& n);
+    Reply wait_call(Task& t, const seccomp_notif& n);
+    Reply identity_call(Task& t, const seccomp_notif& n);
+    Reply random_call(Task& t, const seccomp_notif& n);
+    Reply dents_call(Task& t, const seccomp_notif& n);
+    Reply stat_call(Task& t, const seccomp_notif& n);
+    Reply utime_call(Task& t, const seccomp_notif& n);
+    Reply finish_stat(Task& t, const seccomp_notif& n, uint64_t buf, bool want_statx, unsigned mask,
+                      const struct statx& stx, const std::string& canonical);
+
+    // --- file identity and times (fsmeta.cpp)
+    void setup_fanotify(pid_t build);
+    void drain_fanotify();
+    uint64_t vdev(uint64_t real_dev, const std::string& path_hint);
+    uint64_t vino_for(const FileKey& k, const std::string& canonical_path);
+    const FileTimes* times_of(const FileKey& k) const;
+    FileTimes& touch_times(const FileKey& k);
+    std::string fd_path(int fd);
+    uint32_t map_uid(uint32_t host) const;
+    uint32_t map_gid(uint32_t host) const;
+    bool is_marked_dev(uint64_t dev) const;
+
+    // --- acting as the build for path lookups (fsmeta.cpp)
+    struct AsBuild {
+        explicit AsBuild(Engine& e);
+        ~AsBuild();
+        Engine& e;
+    };
+    UniqueFd open_base(Task& t, int dirfd, const std::string& path, int& err);
+    std::string rewrite_proc_self(Task& t, const std::string& path);
+
+    // --- tracer (tracer.cpp)
+    void attach(pid_t pid);
+    void on_sigchld();
+    void handle_stop(pid_t tid, int status);
+    void on_exec(Task& t);
+    void on_new_task(Task& parent, pid_t child, bool thread);
+    bool emulate_rdtsc(Task& t);
+    void finish_reissue(Task& t);
+    void task_gone(pid_t tid);
+
+    // --- served files (served.cpp)
+    UniqueFd open_fuse_device(pid_t init_pid);
+    void on_fuse();
+
+    // --- deviations (engine.cpp)
+    void record(Task& t, const seccomp_notif& n, const Reply& r, const char* cls);
+    void record_insn(Task& t, const char* what, const std::string& value);
+    void flush_deviations(bool force);
+
+private:
+    void start(pid_t pid, UniqueFd listener);
+    void on_control();
+    void on_notification();
+    void respond(const seccomp_notif& n, const Reply& r, Task* t);
+    bool place_in_slot(Task& t, const std::vector<uint8_t>& data, determinism::Reissue& re);
+    void send_summary();
+    void check_host_sources();
+
+public:
+    DeterminismConfig cfg_;
+    StreamKey key_{};
+    UniqueFd control_, deviations_, listener_, sigchld_, fanotify_, fuse_, hostproc_;
+    std::unordered_map<pid_t, std::unique_ptr<Task>> tasks_;
+    std::map<pid_t, int> early_stops_;  // new tasks that stopped before their creator's event
+    pid_t build_pid_ = 0;
+    bool started_ = false, stopping_ = false;
+    Summary summary_;
+
+    // Build credentials (host ids) and the id maps, for lookups as the build.
+    uint32_t build_uid_ = 0, build_gid_ = 0;
+    std::vector<std::array<uint32_t, 3>> uid_map_, gid_map_;
+    uint64_t full_caps_[2] = {0, 0};
+
+    // Files.
+    std::unordered_map<FileKey, FileTimes, FileKeyHash> times_;
+    std::unordered_map<FileKey, uint64_t, FileKeyHash> vinos_;
+    std::map<uint64_t, std::string> mount_dev_path_;   // real dev -> mount point (first in order)
+    std::map<uint64_t, uint64_t> vdevs_;               // real dev -> virtual dev
+    std::vector<uint64_t> marked_devs_;
+    std::map<std::vector<uint8_t>, uint64_t> fsid_dev_; // fanotify fsid -> real dev
+    std::map<uint64_t, UniqueFd> mount_fds_;           // marked file systems (open_by_handle_at)
+    uint64_t served_dev_ = 0;                           // the served files' FUSE file system
+
+    // Notification buffers (libseccomp's, sized for this kernel).
+    seccomp_notif* req_ = nullptr;
+    seccomp_notif_resp* resp_ = nullptr;
+
+    // Deviation batch.
+    std::string dev_buf_;
+    std::chrono::steady_clock::time_point dev_first_{};
+
+    // Host facts the engine checks once.
+    bool cpuid_faulting_ = false;
+};
+
+enum class ServedKind;
+std::string served_content(const Engine& e, ServedKind kind, Task* reader);
+
+// Classes of the virtualized syscalls, by name.
+const char* class_of(int nr);
+
+}  // namespace hermetic::sandbox::determinism

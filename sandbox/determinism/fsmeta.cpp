@@ -1,0 +1,730 @@
+// File metadata: stable virtual st_dev/st_ino, logical file times, and the stat
+// and utime families emulated as the build.
+//
+// Times. A file that existed when the build started shows the epoch. Changes
+// the build makes on its writable file systems (the sandbox's tmpfs mounts) are
+// seen through fanotify (create, write, close-after-write, rename, delete,
+// attribute change), each attributed to the process that made it and stamped
+// with that process's logical clock. Reading a file (open, exec) merges its time
+// into the reader's clock at its next virtualized call, so whatever a process
+// writes after reading its inputs is newer than them (make's order), whatever
+// order parallel processes ran in. Explicit times (utimensat, touch -d, tar -x)
+// are kept as given.
+//
+// Identity. st_dev is derived from the mount point's path, st_ino from the
+// file's path when first seen (files that existed at the start) or from its
+// directory, name and creating process (files the build created), never from
+// the order in which the supervisor happened to see them.
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/fanotify.h>
+#include <linux/stat.h>
+#include <seccomp.h>
+#include <sys/fanotify.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <utime.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/io.hpp"
+#include "common/sys_error.hpp"
+#include "sandbox/determinism/engine.hpp"
+#include "sandbox/determinism/served.hpp"
+
+namespace hermetic::sandbox::determinism {
+
+namespace {
+
+constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ULL, kFnvPrime = 0x100000001b3ULL;
+
+uint64_t fnv(std::string_view s, uint64_t h = kFnvOffset) {
+    for (unsigned char c : s) h = (h ^ c) * kFnvPrime;
+    return h;
+}
+
+// Inode numbers the build sees: 1 .. 2^62, never 0.
+uint64_t as_ino(uint64_t h) { return (h & ((uint64_t{1} << 62) - 1)) | 1; }
+
+Reply value(int64_t v, std::string text = {}) {
+    Reply r;
+    r.kind = Reply::Value;
+    r.val = v;
+    r.value = std::move(text);
+    return r;
+}
+Reply error(int e) {
+    Reply r;
+    r.kind = Reply::Error;
+    r.error = e;
+    return r;
+}
+
+std::string unescape_mountinfo(const std::string& s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '\\' && i + 3 < s.size()) {
+            int v = 0;
+            bool ok = true;
+            for (size_t j = 1; j <= 3; ++j) {
+                if (i + j >= s.size() || s[i + j] < '0' || s[i + j] > '7') ok = false;
+                else v = v * 8 + (s[i + j] - '0');
+            }
+            if (ok) {
+                out.push_back(static_cast<char>(v));
+                i += 3;
+                continue;
+            }
+        }
+        out.push_back(s[i]);
+    }
+    return out;
+}
+
+constexpr int64_t kNs = 1'000'000'000;
+
+statx_timestamp stx_ts(int64_t ns) {
+    statx_timestamp t{};
+    t.tv_sec = ns / kNs;
+    t.tv_nsec = static_cast<uint32_t>(ns % kNs);
+    return t;
+}
+
+}  // namespace
+
+// ---- acting as the build
+
+Engine::AsBuild::AsBuild(Engine& eng) : e(eng) {
+    (void)::syscall(SYS_setfsgid, e.build_gid_);
+    (void)::syscall(SYS_setfsuid, e.build_uid_);
+    // No capability may help a lookup the build could not make itself (magic
+    // links into other processes, DAC overrides).
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    (void)::syscall(SYS_capget, &hdr, data);
+    data[0].effective = data[1].effective = 0;
+    if (::syscall(SYS_capset, &hdr, data) != 0) throw_errno("capset (drop effective)");
+}
+
+Engine::AsBuild::~AsBuild() {
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    (void)::syscall(SYS_capget, &hdr, data);
+    data[0].effective = static_cast<uint32_t>(e.full_caps_[0]);
+    data[1].effective = static_cast<uint32_t>(e.full_caps_[1]);
+    (void)::syscall(SYS_capset, &hdr, data);
+    (void)::syscall(SYS_setfsuid, 0);
+    (void)::syscall(SYS_setfsgid, 0);
+}
+
+std::string Engine::rewrite_proc_self(Task& t, const std::string& path) {
+    // "self" in the build's /proc names the reader; the supervisor is outside the
+    // build's pid namespace, so it spells the build's pid out.
+    auto starts = [&](std::string_view prefix) {
+        return path.compare(0, prefix.size(), prefix) == 0 &&
+               (path.size() == prefix.size() || path[prefix.size()] == '/');
+    };
+    if (!starts("/proc/self") && !starts("/proc/thread-self") && !starts("/dev/fd") && path != "/dev/stdin" &&
+        path != "/dev/stdout" && path != "/dev/stderr")
+        return path;
+    resolve_vpid(t);
+    std::string self = "/proc/" + std::to_string(t.vtgid);
+    if (starts("/proc/self")) return self + path.substr(10);
+    if (starts("/proc/thread-self")) return self + "/task/" + std::to_string(t.vtid) + path.substr(17);
+    if (starts("/dev/fd")) return self + "/fd" + path.substr(7);
+    if (path == "/dev/stdin") return self + "/fd/0";
+    if (path == "/dev/stdout") return self + "/fd/1";
+    return self + "/fd/2";
+}
+
+namespace {
+
+UniqueFd pidfd_getfd_of(Engine& e, Process& p, int fd, int& err) {
+    err = 0;
+    if (!p.pidfd) {
+        p.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, p.tgid, 0)));
+        if (!p.pidfd) {
+            err = ESRCH;
+            return {};
+        }
+    }
+    (void)e;
+    UniqueFd dup(static_cast<int>(::syscall(SYS_pidfd_getfd, p.pidfd.get(), fd, 0)));
+    if (!dup) err = errno == EBADF ? EBADF : errno;
+    return dup;
+}
+
+}  // namespace
+
+UniqueFd Engine::open_base(Task& t, int dirfd, const std::string& path, int& err) {
+    err = 0;
+    if (!path.empty() && path[0] == '/') return UniqueFd();  // AT_FDCWD: our root is the build's
+    if (dirfd == AT_FDCWD) {
+        char where[48];
+        std::snprintf(where, sizeof where, "%d/cwd", t.tid);
+        UniqueFd cwd(::openat(hostproc_.get(), where, O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!cwd) err = errno == ENOENT ? ENOENT : EACCES;
+        return cwd;
+    }
+    return pidfd_getfd_of(*this, *t.proc, dirfd, err);
+}
+
+std::string Engine::fd_path(int fd) {
+    char link[32], buf[4096];
+    std::snprintf(link, sizeof link, "self/fd/%d", fd);
+    ssize_t n = ::readlinkat(hostproc_.get(), link, buf, sizeof buf);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+uint32_t Engine::map_uid(uint32_t host) const {
+    for (const auto& m : uid_map_)
+        if (host >= m[1] && host - m[1] < m[2]) return m[0] + (host - m[1]);
+    return 65534;
+}
+uint32_t Engine::map_gid(uint32_t host) const {
+    for (const auto& m : gid_map_)
+        if (host >= m[1] && host - m[1] < m[2]) return m[0] + (host - m[1]);
+    return 65534;
+}
+
+bool Engine::is_marked_dev(uint64_t dev) const {
+    return std::find(marked_devs_.begin(), marked_devs_.end(), dev) != marked_devs_.end();
+}
+
+uint64_t Engine::vdev(uint64_t real, const std::string& hint) {
+    auto it = vdevs_.find(real);
+    if (it != vdevs_.end()) return it->second;
+    // Not a mount of the sandbox (pipes, sockets, anonymous inodes): by kind.
+    std::string kind = hint.substr(0, hint.find(':'));
+    uint64_t v = makedev(0, 0xf00 + (fnv(kind) % 0xff));
+    vdevs_[real] = v;
+    return v;
+}
+
+uint64_t Engine::vino_for(const FileKey& k, const std::string& path) {
+    auto it = vinos_.find(k);
+    if (it != vinos_.end()) return it->second;
+    uint64_t v = as_ino(fnv(path, fnv("path:")));
+    vinos_[k] = v;
+    return v;
+}
+
+const FileTimes* Engine::times_of(const FileKey& k) const {
+    auto it = times_.find(k);
+    return it == times_.end() ? nullptr : &it->second;
+}
+
+FileTimes& Engine::touch_times(const FileKey& k) {
+    auto [it, fresh] = times_.try_emplace(k);
+    if (fresh) it->second.mtime = it->second.atime = it->second.ctime = it->second.btime = epoch_ns();
+    return it->second;
+}
+
+// ---- fanotify
+
+namespace {
+
+constexpr uint64_t kFanMask = FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO | FAN_ATTRIB | FAN_MODIFY |
+                              FAN_CLOSE_WRITE | FAN_OPEN | FAN_OPEN_EXEC | FAN_DELETE_SELF | FAN_ONDIR;
+
+struct Mount {
+    uint64_t dev;
+    std::string point, fstype, opts;
+};
+
+std::vector<Mount> read_mountinfo(int hostproc, pid_t pid) {
+    char path[48];
+    std::snprintf(path, sizeof path, "%d/mountinfo", pid);
+    std::string s = read_file_at(hostproc, path, 1 << 20);
+    std::vector<Mount> out;
+    size_t pos = 0;
+    while (pos < s.size()) {
+        size_t end = s.find('\n', pos);
+        if (end == std::string::npos) end = s.size();
+        std::string line = s.substr(pos, end - pos);
+        pos = end + 1;
+        // id parent major:minor root point opts [optional...] - fstype source superopts
+        char root[4096], point[4096], opts[1024];
+        unsigned major, minor;
+        int id, parent;
+        if (std::sscanf(line.c_str(), "%d %d %u:%u %4095s %4095s %1023s", &id, &parent, &major, &minor, root, point, opts) != 7)
+            continue;
+        auto dash = line.find(" - ");
+        if (dash == std::string::npos) continue;
+        char fstype[256];
+        if (std::sscanf(line.c_str() + dash + 3, "%255s", fstype) != 1) continue;
+        out.push_back({makedev(major, minor), unescape_mountinfo(point), fstype, opts});
+    }
+    return out;
+}
+
+}  // namespace
+
+void Engine::setup_fanotify(pid_t pid) {
+    std::vector<Mount> mounts = read_mountinfo(hostproc_.get(), pid);
+    // Virtual devices from mount points, assigned in mount-point order so that
+    // collisions resolve the same way on every run.
+    std::sort(mounts.begin(), mounts.end(), [](const Mount& a, const Mount& b) { return a.point < b.point; });
+    std::set<uint64_t> used;
+    for (const Mount& m : mounts) {
+        if (mount_dev_path_.count(m.dev)) continue;
+        mount_dev_path_[m.dev] = m.point;
+        uint64_t minor = 1 + fnv(m.point) % 0xeff;
+        while (used.count(minor)) minor = minor % 0xeff + 1;
+        used.insert(minor);
+        vdevs_[m.dev] = makedev(0, minor);
+        if (m.fstype == "fuse" || m.fstype.rfind("fuse.", 0) == 0) served_dev_ = m.dev;
+    }
+
+    // Served files stand for files of the mount holding their target (/proc, /dev).
+    for (ServedFile& f : served_files()) {
+        std::string target = std::string("/") + f.target;
+        size_t best = 0;
+        for (const Mount& m : mounts) {
+            if (m.fstype == "fuse" || m.point == target) continue;
+            bool prefix = m.point == "/" || (target.compare(0, m.point.size(), m.point) == 0 && target[m.point.size()] == '/');
+            if (prefix && m.point.size() >= best) {
+                best = m.point.size();
+                f.dev_of_target = m.dev;
+            }
+        }
+    }
+
+    fanotify_.reset(::fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME | FAN_REPORT_FID | FAN_UNLIMITED_QUEUE |
+                                        FAN_NONBLOCK | FAN_CLOEXEC,
+                                    O_RDONLY | O_CLOEXEC));
+    if (!fanotify_) {
+        note(std::string("fanotify unavailable (") + errno_string(errno) +
+             "): files the build changes keep the epoch as their time");
+        return;
+    }
+    for (const Mount& m : mounts) {
+        bool rw = m.opts == "rw" || m.opts.rfind("rw,", 0) == 0;
+        if (m.fstype != "tmpfs" || !rw || is_marked_dev(m.dev)) continue;
+        std::string rel = std::to_string(pid) + "/root" + m.point;
+        if (::fanotify_mark(fanotify_.get(), FAN_MARK_ADD | FAN_MARK_FILESYSTEM, kFanMask, hostproc_.get(), rel.c_str()) != 0) {
+            note("fanotify_mark " + m.point + ": " + errno_string(errno));
+            continue;
+        }
+        struct statfs sf{};
+        UniqueFd mfd(::openat(hostproc_.get(), rel.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!mfd || ::fstatfs(mfd.get(), &sf) != 0) continue;
+        std::vector<uint8_t> fsid(sizeof sf.f_fsid);
+        std::memcpy(fsid.data(), &sf.f_fsid, fsid.size());
+        fsid_dev_[fsid] = m.dev;
+        mount_fds_[m.dev] = std::move(mfd);
+        marked_devs_.push_back(m.dev);
+    }
+}
+
+namespace {
+
+// tmpfs file handles: {generation, ino low, ino high} (shmem_encode_fh).
+bool handle_ino(const file_handle* fh, uint64_t& ino) {
+    if (fh->handle_bytes < 8) return false;
+    uint32_t w[3] = {0, 0, 0};
+    std::memcpy(w, fh->f_handle, std::min<size_t>(fh->handle_bytes, sizeof w));
+    ino = w[1] | (fh->handle_bytes >= 12 ? static_cast<uint64_t>(w[2]) << 32 : 0);
+    return true;
+}
+
+}  // namespace
+
+void Engine::drain_fanotify() {
+    if (!fanotify_) return;
+    alignas(fanotify_event_metadata) char buf[64 << 10];
+    for (;;) {
+        ssize_t len = ::read(fanotify_.get(), buf, sizeof buf);
+        if (len <= 0) return;
+        auto* m = reinterpret_cast<fanotify_event_metadata*>(buf);
+        for (; FAN_EVENT_OK(m, len); m = FAN_EVENT_NEXT(m, len)) {
+            if (m->vers != FANOTIFY_METADATA_VERSION) continue;
+            if (m->mask & FAN_Q_OVERFLOW) {
+                note("fanotify queue overflow: some file times are not tracked");
+                continue;
+            }
+            // The event's process: its leader's tid is its tgid.
+            Process* p = nullptr;
+            if (Task* t = task(m->pid)) p = t->proc.get();
+            else
+                for (auto& [tid, t2] : tasks_)
+                    if (t2->proc->tgid == m->pid) p = t2->proc.get();
+            if (!p) continue;  // the supervisor, init's helpers
+            std::optional<FileKey> obj, dir;
+            std::string name;
+            std::vector<uint8_t> dir_handle;
+            uint64_t dir_dev = 0;
+            const char* info = reinterpret_cast<const char*>(m) + m->metadata_len;
+            const char* end = reinterpret_cast<const char*>(m) + m->event_len;
+            while (info + sizeof(fanotify_event_info_header) <= end) {
+                auto* hdr = reinterpret_cast<const fanotify_event_info_header*>(info);
+                if (hdr->len == 0 || info + hdr->len > end) break;
+                if (hdr->info_type == FAN_EVENT_INFO_TYPE_FID || hdr->info_type == FAN_EVENT_INFO_TYPE_DFID_NAME ||
+                    hdr->info_type == FAN_EVENT_INFO_TYPE_DFID) {
+                    auto* fid = reinterpret_cast<const fanotify_event_info_fid*>(info);
+                    auto* fh = reinterpret_cast<const file_handle*>(fid->handle);
+                    std::vector<uint8_t> fsid(sizeof fid->fsid);
+                    std::memcpy(fsid.data(), &fid->fsid, fsid.size());
+                    auto d = fsid_dev_.find(fsid);
+                    uint64_t ino;
+                    if (d != fsid_dev_.end() && handle_ino(fh, ino)) {
+                        FileKey k{d->second, ino};
+                        if (hdr->info_type == FAN_EVENT_INFO_TYPE_FID) {
+                            obj = k;
+                        } else {
+                            dir = k;
+                            dir_dev = d->second;
+                            const auto* hb = reinterpret_cast<const uint8_t*>(fh);
+                            dir_handle.assign(hb, hb + sizeof(file_handle) + fh->handle_bytes);
+                            if (hdr->info_type == FAN_EVENT_INFO_TYPE_DFID_NAME) {
+                                const char* nm = reinterpret_cast<const char*>(fh->f_handle) + fh->handle_bytes;
+                                name.assign(nm, strnlen(nm, static_cast<size_t>(end - nm)));
+                            }
+                        }
+                    }
+                }
+                info += hdr->len;
+            }
+            const int64_t vt = p->vt;
+            const uint64_t mask = m->mask;
+            // An event on a directory itself comes as (dir, ".") without an object.
+            if (!obj && dir && (name.empty() || name == ".")) obj = dir;
+            if ((mask & (FAN_CREATE | FAN_MOVED_TO)) && obj) {
+                bool known = times_.count(*obj) != 0;
+                FileTimes& ft = touch_times(*obj);
+                if ((mask & FAN_CREATE) && !known) {
+                    ft.created = true;
+                    ft.btime = ft.mtime = ft.atime = ft.ctime = vt;
+                    // Its identity: the directory's, its name and its creator.
+                    uint64_t dv = 0;
+                    if (dir) {
+                        auto vit = vinos_.find(*dir);
+                        if (vit != vinos_.end()) {
+                            dv = vit->second;
+                        } else {
+                            auto mfd = mount_fds_.find(dir_dev);
+                            if (mfd != mount_fds_.end() && !dir_handle.empty()) {
+                                UniqueFd dfd(::open_by_handle_at(mfd->second.get(),
+                                                                 reinterpret_cast<file_handle*>(dir_handle.data()),
+                                                                 O_PATH | O_CLOEXEC));
+                                if (dfd) dv = vino_for(*dir, fd_path(dfd.get()));
+                            }
+                        }
+                    }
+                    vinos_[*obj] = as_ino(fnv(p->id, fnv(name, fnv("created:", dv))));
+                } else {
+                    ft.ctime = std::max(ft.ctime, vt);
+                }
+            }
+            if ((mask & (FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO)) && dir) {
+                FileTimes& dt = touch_times(*dir);
+                dt.mtime = std::max(dt.mtime, vt);
+                dt.ctime = std::max(dt.ctime, vt);
+            }
+            if ((mask & (FAN_MODIFY | FAN_CLOSE_WRITE)) && obj) {
+                FileTimes& ft = touch_times(*obj);
+                ft.mtime = std::max(ft.mtime, vt);
+                ft.atime = std::max(ft.atime, vt);
+                ft.ctime = std::max(ft.ctime, vt);
+            }
+            if ((mask & FAN_ATTRIB) && obj) {
+                FileTimes& ft = touch_times(*obj);
+                ft.ctime = std::max(ft.ctime, vt);
+            }
+            if ((mask & (FAN_OPEN | FAN_OPEN_EXEC)) && obj) {
+                // Data flow: what the reader writes from now on is newer than this.
+                if (const FileTimes* ft = times_of(*obj)) p->pending = std::max(p->pending, ft->mtime);
+            }
+            if ((mask & FAN_DELETE_SELF) && obj) {
+                times_.erase(*obj);
+                vinos_.erase(*obj);
+            }
+        }
+    }
+}
+
+// ---- stat family
+
+namespace {
+
+struct StatArgs {
+    int dirfd = AT_FDCWD;
+    uint64_t path = 0;
+    bool has_path = true;
+    int flags = 0;
+    uint64_t buf = 0;
+    bool statx = false;
+    unsigned mask = STATX_BASIC_STATS;
+};
+
+}  // namespace
+
+Reply Engine::stat_call(Task& t, const seccomp_notif& n) {
+    Process& p = *t.proc;
+    const auto* a = n.data.args;
+    StatArgs s;
+    switch (n.data.nr) {
+        case SYS_stat: s.path = a[0], s.buf = a[1]; break;
+        case SYS_lstat: s.path = a[0], s.buf = a[1], s.flags = AT_SYMLINK_NOFOLLOW; break;
+        case SYS_fstat: s.dirfd = static_cast<int>(a[0]), s.has_path = false, s.buf = a[1]; break;
+        case SYS_newfstatat: s.dirfd = static_cast<int>(a[0]), s.path = a[1], s.buf = a[2], s.flags = static_cast<int>(a[3]); break;
+        case SYS_statx:
+            s.dirfd = static_cast<int>(a[0]), s.path = a[1], s.flags = static_cast<int>(a[2]);
+            s.mask = static_cast<unsigned>(a[3]), s.buf = a[4], s.statx = true;
+            break;
+    }
+    const int allowed = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH | (s.statx ? AT_STATX_SYNC_TYPE : 0);
+    if (s.flags & ~allowed) return error(EINVAL);
+    if (s.statx && (s.mask & STATX__RESERVED)) return error(EINVAL);
+
+    std::string path;
+    if (s.has_path) {
+        if (s.path == 0 && (s.flags & AT_EMPTY_PATH)) {
+            s.has_path = false;  // Linux 6.11+: NULL with AT_EMPTY_PATH is fstat
+        } else {
+            int err;
+            path = read_string(p, s.path, 4096, err);
+            if (err) return error(err);
+            if (path.empty()) {
+                if (!(s.flags & AT_EMPTY_PATH)) return error(ENOENT);
+                s.has_path = false;
+            }
+        }
+    }
+    // What we read must still be the caller's (it could have died and its pid been reused).
+    if (seccomp_notify_id_valid(listener_.get(), n.id) != 0) {
+        Reply r;
+        r.kind = Reply::Deferred;
+        return r;
+    }
+
+    struct statx stx{};
+    std::string canonical;
+    int err = 0;
+    if (!s.has_path) {
+        UniqueFd f;
+        if (s.dirfd == AT_FDCWD) f = open_base(t, AT_FDCWD, "", err);
+        else f = pidfd_getfd_of(*this, p, s.dirfd, err);
+        if (!f) return error(err ? err : EBADF);
+        if (::statx(f.get(), "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS | STATX_BTIME, &stx) != 0)
+            return error(errno);
+        canonical = fd_path(f.get());
+    } else {
+        path = rewrite_proc_self(t, path);
+        UniqueFd base = open_base(t, s.dirfd, path, err);
+        if (err) return error(err);
+        int dirfd = base ? base.get() : AT_FDCWD;
+        int follow = s.flags & (AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT);
+        {
+            AsBuild as(*this);
+            if (::statx(dirfd, path.c_str(), follow | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS | STATX_BTIME, &stx) != 0)
+                return error(errno);
+        }
+        FileKey k{makedev(stx.stx_dev_major, stx.stx_dev_minor), stx.stx_ino};
+        if (!vinos_.count(k)) {
+            // First sight: its identity comes from its canonical path.
+            AsBuild as(*this);
+            UniqueFd o(::openat(dirfd, path.c_str(),
+                                O_PATH | O_CLOEXEC | ((s.flags & AT_SYMLINK_NOFOLLOW) ? O_NOFOLLOW : 0)));
+            if (o) canonical = fd_path(o.get());
+        }
+    }
+    return finish_stat(t, n, s.buf, s.statx, s.mask, stx, canonical);
+}
+
+Reply Engine::finish_stat(Task& t, const seccomp_notif& n, uint64_t buf, bool want_statx, unsigned mask,
+                          const struct statx& stx, const std::string& canonical) {
+    (void)n;
+    (void)mask;
+    Process& p = *t.proc;
+    FileKey k{makedev(stx.stx_dev_major, stx.stx_dev_minor), stx.stx_ino};
+    const bool marked = is_marked_dev(k.dev);
+    uint32_t mode = stx.stx_mode;
+    uint64_t rdev = makedev(stx.stx_rdev_major, stx.stx_rdev_minor);
+    uint64_t size = stx.stx_size;
+    uint64_t nlink = stx.stx_nlink;
+    uint64_t dev;
+    uint64_t ino;
+    const ServedFile* served = served_dev_ && k.dev == served_dev_ ? served_file_by_ino(stx.stx_ino) : nullptr;
+    if (served) {
+        // A served file shows what it stands for (a character device, a /proc file).
+        mode = served->mode;
+        rdev = served->rdev;
+        size = 0;
+        nlink = 1;
+        dev = vdev(served->dev_of_target, "");
+        ino = as_ino(fnv(served->target, fnv("path:")));
+    } else {
+        dev = vdev(k.dev, canonical);
+        if (!canonical.empty() && canonical[0] != '/') {
+            // Pipes, sockets, anonymous inodes: numbered in the order this process met them.
+            auto [it, fresh] = p.anon_inodes.try_emplace(k.ino, p.anon_inodes.size() + 1);
+            ino = it->second;
+        } else {
+            ino = vino_for(k, canonical.empty() ? std::to_string(k.dev) + ":" + std::to_string(k.ino) : canonical);
+        }
+    }
+    if (S_ISDIR(mode) && !marked) {
+        // Host directories: their link counts and sizes describe the host.
+        nlink = 1;
+        size = 4096;
+    }
+    int64_t epoch = epoch_ns();
+    FileTimes ft{epoch, epoch, epoch, epoch, false};
+    if (const FileTimes* known = times_of(k)) ft = *known;
+    uint64_t blocks = S_ISREG(mode) || S_ISDIR(mode) ? (size + 4095) / 4096 * 8 : 0;
+    uint32_t uid = map_uid(stx.stx_uid), gid = map_gid(stx.stx_gid);
+
+    if (want_statx) {
+        struct statx out{};
+        out.stx_mask = STATX_BASIC_STATS | STATX_BTIME | STATX_MNT_ID;
+        out.stx_blksize = 4096;
+        out.stx_attributes = stx.stx_attributes;
+        out.stx_attributes_mask = stx.stx_attributes_mask;
+        out.stx_nlink = static_cast<uint32_t>(nlink);
+        out.stx_uid = uid;
+        out.stx_gid = gid;
+        out.stx_mode = static_cast<uint16_t>(mode);
+        out.stx_ino = ino;
+        out.stx_size = size;
+        out.stx_blocks = blocks;
+        out.stx_atime = stx_ts(ft.atime);
+        out.stx_btime = stx_ts(ft.btime);
+        out.stx_ctime = stx_ts(ft.ctime);
+        out.stx_mtime = stx_ts(ft.mtime);
+        out.stx_rdev_major = major(rdev);
+        out.stx_rdev_minor = minor(rdev);
+        out.stx_dev_major = major(dev);
+        out.stx_dev_minor = minor(dev);
+        out.stx_mnt_id = minor(dev);
+        if (!write_mem(p, buf, &out, sizeof out)) return error(EFAULT);
+    } else {
+        struct stat out{};
+        out.st_dev = dev;
+        out.st_ino = ino;
+        out.st_nlink = nlink;
+        out.st_mode = mode;
+        out.st_uid = uid;
+        out.st_gid = gid;
+        out.st_rdev = rdev;
+        out.st_size = static_cast<off_t>(size);
+        out.st_blksize = 4096;
+        out.st_blocks = static_cast<blkcnt_t>(blocks);
+        out.st_atim = {static_cast<time_t>(ft.atime / kNs), static_cast<long>(ft.atime % kNs)};
+        out.st_mtim = {static_cast<time_t>(ft.mtime / kNs), static_cast<long>(ft.mtime % kNs)};
+        out.st_ctim = {static_cast<time_t>(ft.ctime / kNs), static_cast<long>(ft.ctime % kNs)};
+        if (!write_mem(p, buf, &out, sizeof out)) return error(EFAULT);
+    }
+    Reply r = value(0);
+    char text[96];
+    std::snprintf(text, sizeof text, "ino %llu mtime %lld.%09lld", (unsigned long long)ino, (long long)(ft.mtime / kNs),
+                  (long long)(ft.mtime % kNs));
+    r.value = text;
+    if (cfg_.trace) {
+        std::snprintf(text, sizeof text, "dev %u:%u ino %llu mtime %lld", stx.stx_dev_major, stx.stx_dev_minor,
+                      (unsigned long long)stx.stx_ino, (long long)stx.stx_mtime.tv_sec);
+        r.real = text;
+    }
+    return r;
+}
+
+// ---- utime family
+
+Reply Engine::utime_call(Task& t, const seccomp_notif& n) {
+    Process& p = *t.proc;
+    const auto* a = n.data.args;
+    int dirfd = AT_FDCWD, flags = 0;
+    uint64_t path_ptr = 0, times_ptr = 0;
+    timespec ts[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
+    bool have_times = false;
+    switch (n.data.nr) {
+        case SYS_utimensat:
+            dirfd = static_cast<int>(a[0]), path_ptr = a[1], times_ptr = a[2], flags = static_cast<int>(a[3]);
+            if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) return error(EINVAL);
+            if (times_ptr) {
+                if (!read_mem(p, times_ptr, ts, sizeof ts)) return error(EFAULT);
+                have_times = true;
+            }
+            break;
+        case SYS_utimes: case SYS_futimesat: {
+            if (n.data.nr == SYS_futimesat) dirfd = static_cast<int>(a[0]), path_ptr = a[1], times_ptr = a[2];
+            else path_ptr = a[0], times_ptr = a[1];
+            if (times_ptr) {
+                timeval tv[2];
+                if (!read_mem(p, times_ptr, tv, sizeof tv)) return error(EFAULT);
+                for (int i = 0; i < 2; ++i) {
+                    if (tv[i].tv_usec < 0 || tv[i].tv_usec >= 1'000'000) return error(EINVAL);
+                    ts[i] = {tv[i].tv_sec, tv[i].tv_usec * 1000};
+                }
+                have_times = true;
+            }
+            break;
+        }
+        case SYS_utime: {
+            path_ptr = a[0], times_ptr = a[1];
+            if (times_ptr) {
+                utimbuf ub{};
+                if (!read_mem(p, times_ptr, &ub, sizeof ub)) return error(EFAULT);
+                ts[0] = {ub.actime, 0};
+                ts[1] = {ub.modtime, 0};
+                have_times = true;
+            }
+            break;
+        }
+    }
+    for (const auto& x : ts)
+        if (x.tv_nsec != UTIME_NOW && x.tv_nsec != UTIME_OMIT && (x.tv_nsec < 0 || x.tv_nsec >= kNs)) return error(EINVAL);
+    std::string path;
+    bool by_fd = path_ptr == 0 && n.data.nr == SYS_utimensat;
+    if (!by_fd) {
+        int err;
+        path = read_string(p, path_ptr, 4096, err);
+        if (err) return error(err);
+        if (path.empty()) {
+            if (!(flags & AT_EMPTY_PATH)) return error(ENOENT);
+            by_fd = true;
+        }
+    }
+    if (seccomp_notify_id_valid(listener_.get(), n.id) != 0) {
+        Reply r;
+        r.kind = Reply::Deferred;
+        return r;
+    }
+    // Do it for real, as the build (the kernel checks ownership and access),
+    // then remember the virtual times.
+    struct statx stx{};
+    int err = 0;
+    if (by_fd) {
+        UniqueFd f = pidfd_getfd_of(*this, p, dirfd, err);
+        if (!f) return error(err ? err : EBADF);
+        AsBuild as(*this);
+        if (::futimens(f.get(), have_times ? ts : nullptr) != 0) return error(errno);
+        if (::statx(f.get(), "", AT_EMPTY_PATH, STATX_INO, &stx) != 0) return error(errno);
+    } else {
+        path = rewrite_proc_self(t, path);
+        UniqueFd base = open_base(t, dirfd, path, err);
+        if (err) return error(err);
+        int d = base ? base.get() : AT_FDCWD;
+        AsBuild as(*this);
+        if (::utimensat(d, path.c_str(), have_times ? ts : nullptr, flags & AT_SYMLINK_NOFOLLOW) != 0) return error(errno);
+        if (::statx(d, path.c_str(), flags & AT_SYMLINK_NOFOLLOW, STATX_INO, &stx) != 0) return error(errno);
+    }
+    FileKey k{makedev(stx.stx_dev_major, stx.stx_dev_minor), stx.stx_ino};
+    if (ts[0].tv_nsec == UTIME_OMIT && ts[1].tv_nsec == UTIME_OMIT) return value(0, "no change");
+    FileTimes& ft = touch_times(k);
+    auto pick = [&](const timespec& x, int64_t& field) {
+        if (x.tv_nsec == UTIME_OMIT) return;
+        field = x.tv_nsec == UTIME_NOW ? p.vt : x.tv_sec * kNs + x.tv_nsec;
+    };
+    pick(ts[0], ft.atime);
+    pick(ts[1], ft.mtime);
+    ft.ctime = std::max(ft.ctime, p.vt);
+    return value(0, "mtime " + std::to_string(ft.mtime / kNs));
+}
+
+}  // namespace hermetic::sandbox::determinism

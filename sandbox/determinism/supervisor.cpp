@@ -1,0 +1,293 @@
+// The runner's side of the engine (Supervisor, the hand-off) and the build
+// process's hooks. The supervisor itself runs in engine.cpp.
+#include <setjmp.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "common/io.hpp"
+#include "common/sys_error.hpp"
+#include "sandbox/control_channel.hpp"
+#include "sandbox/determinism/determinism.hpp"
+#include "sandbox/determinism/engine.hpp"
+#include "sandbox/determinism/wire.hpp"
+#include "sandbox/process_util.hpp"
+#include "syscall-policy/determinism_rules.hpp"
+
+namespace hermetic::sandbox::determinism {
+
+using nlohmann::json;
+
+policy::Policy with_determinism(policy::Policy base) {
+    policy::Policy det = policy::determinism_policy();
+    for (auto& r : det.rules) base.rules.push_back(std::move(r));
+    if (!base.i386_action || base.i386_action->kind != policy::ActionKind::Kill) {
+        base.i386_action = det.i386_action;
+        base.i386_origin = det.i386_origin;
+    }
+    base.name = base.name.empty() ? "determinism" : base.name + "+determinism";
+    return base;
+}
+
+namespace {
+
+sigjmp_buf g_tsc_probe;
+void tsc_probe_handler(int) { siglongjmp(g_tsc_probe, 1); }
+bool g_tsc_trapped = false;
+
+}  // namespace
+
+void prepare_build_process() {
+    // rdtsc/rdtscp raise SIGSEGV; the supervisor (the build's tracer) emulates
+    // them. Survives fork and execve; the policy denies PR_SET_TSC afterwards.
+    if (::prctl(PR_SET_TSC, PR_TSC_SIGSEGV, 0, 0, 0) != 0) throw_errno("prctl(PR_SET_TSC, PR_TSC_SIGSEGV)");
+    // Some (virtual) CPUs accept the setting and ignore it: find out, so that the
+    // summary can say rdtsc is not virtualized instead of claiming it is.
+    struct sigaction sa{}, old{};
+    sa.sa_handler = tsc_probe_handler;
+    sigemptyset(&sa.sa_mask);
+    if (::sigaction(SIGSEGV, &sa, &old) != 0) throw_errno("sigaction(SIGSEGV)");
+    g_tsc_trapped = false;
+    if (sigsetjmp(g_tsc_probe, 1) == 0) {
+        unsigned lo, hi;
+        asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
+        (void)lo;
+        (void)hi;
+    } else {
+        g_tsc_trapped = true;
+    }
+    if (::sigaction(SIGSEGV, &old, nullptr) != 0) throw_errno("sigaction(SIGSEGV)");
+}
+
+void hand_off_to_supervisor(int sock, UniqueFd listener) {
+    if (!listener) throw SysError("hand_off_to_supervisor: no seccomp listener", EINVAL);
+    char byte = g_tsc_trapped ? 'L' : 'l';  // 'l': rdtsc does not trap on this CPU
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(ucred))];
+    std::memset(control, 0, sizeof control);
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    int fd = listener.get();
+    std::memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    cm = CMSG_NXTHDR(&msg, cm);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_CREDENTIALS;
+    cm->cmsg_len = CMSG_LEN(sizeof(ucred));
+    // The kernel translates the pid into the receiver's pid namespace.
+    ucred cred{::getpid(), ::geteuid(), ::getegid()};
+    std::memcpy(CMSG_DATA(cm), &cred, sizeof cred);
+    if (retry_eintr([&] { return ::sendmsg(sock, &msg, MSG_NOSIGNAL); }) != 1) throw_errno("send seccomp listener");
+    // Our copy must not survive: only the supervisor answers for this process.
+    listener.reset();
+    char go = 0;
+    ssize_t n = retry_eintr([&] { return ::read(sock, &go, 1); });
+    if (n != 1 || go != 'G') throw SysError("the supervisor did not attach", n < 0 ? errno : ECONNRESET);
+}
+
+Handoff receive_handoff(int sock) {
+    int one = 1;
+    if (::setsockopt(sock, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0) throw_errno("setsockopt(SO_PASSCRED)");
+    char byte = 0;
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4) + CMSG_SPACE(sizeof(ucred))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = retry_eintr([&] { return ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); });
+    if (n < 0) throw_errno("receive seccomp listener");
+    Handoff h;
+    for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET) continue;
+        if (cm->cmsg_type == SCM_RIGHTS) {
+            size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < count; ++i) {
+                int fd;
+                std::memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+                if (!h.listener) h.listener.reset(fd);
+                else ::close(fd);
+            }
+        } else if (cm->cmsg_type == SCM_CREDENTIALS) {
+            ucred c;
+            std::memcpy(&c, CMSG_DATA(cm), sizeof c);
+            h.pid = c.pid;
+        }
+    }
+    h.tsc_trapped = byte == 'L';
+    if (n != 1 || (byte != 'L' && byte != 'l') || !h.listener || h.pid <= 0 || (msg.msg_flags & MSG_CTRUNC))
+        throw SysError("malformed hand-off from the build process", EPROTO);
+    return h;
+}
+
+void release_build(int sock) {
+    char go = 'G';
+    if (retry_eintr([&] { return ::write(sock, &go, 1); }) != 1) throw_errno("release the build process");
+}
+
+// ---- Summary <-> JSON (the supervisor sends it at the end)
+
+void to_json(json& j, const Summary& s) {
+    j = json{{"by_syscall", s.by_syscall}, {"by_class", s.by_class}, {"denied", s.denied},
+             {"unvirtualizable", s.unvirtualizable}, {"notes", s.notes}, {"processes", s.processes},
+             {"execs", s.execs}, {"trap_ns_total", s.trap_ns_total}, {"traps", s.traps}};
+}
+void from_json(const json& j, Summary& s) {
+    s.by_syscall = j.value("by_syscall", std::map<std::string, uint64_t>{});
+    s.by_class = j.value("by_class", std::map<std::string, uint64_t>{});
+    s.denied = j.value("denied", std::map<std::string, uint64_t>{});
+    s.unvirtualizable = j.value("unvirtualizable", std::vector<std::string>{});
+    s.notes = j.value("notes", std::vector<std::string>{});
+    s.processes = j.value("processes", uint64_t{0});
+    s.execs = j.value("execs", uint64_t{0});
+    s.trap_ns_total = j.value("trap_ns_total", uint64_t{0});
+    s.traps = j.value("traps", uint64_t{0});
+}
+
+void to_json(json& j, const DeterminismConfig& c) {
+    j = json{{"seed", c.seed},
+             {"epoch", c.epoch},
+             {"cpus", c.cpus},
+             {"trace", c.trace},
+             {"clock_step_ns", c.clock_step_ns},
+             {"uptime_at_epoch_s", c.uptime_at_epoch_s},
+             {"tsc_hz", c.tsc_hz},
+             {"uname", {c.uname_sysname, c.uname_nodename, c.uname_domainname, c.uname_release, c.uname_version,
+                        c.uname_machine}},
+             {"memory_bytes", c.memory_bytes},
+             {"record_deviations", c.record_deviations}};
+}
+
+// ---- Supervisor (runner side)
+
+// Reads deviation records from the supervisor and hands them to the sink.
+struct Supervisor::Reader {
+    UniqueFd fd;
+    DeviationSink& sink;
+    std::thread thread;
+    Reader(UniqueFd f, DeviationSink& s) : fd(std::move(f)), sink(s) {
+        thread = std::thread([this] { loop(); });
+    }
+    ~Reader() {
+        if (thread.joinable()) thread.join();
+    }
+    void loop() noexcept {
+        std::string buf;
+        char chunk[1 << 16];
+        for (;;) {
+            ssize_t n = ::read(fd.get(), chunk, sizeof chunk);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return;  // the supervisor closed its end (stop) or died
+            buf.append(chunk, static_cast<size_t>(n));
+            std::string_view in(buf);
+            try {
+                Deviation d;
+                while (decode_deviation(in, d)) sink.record(std::move(d));
+            } catch (...) {
+                return;  // a corrupt stream: stop reading; the summary still arrives
+            }
+            buf.erase(0, buf.size() - in.size());
+        }
+    }
+};
+
+Supervisor::Supervisor(const DeterminismConfig& config, DeviationSink& sink) : config_(config), sink_(sink) {
+    SocketPair control = make_socketpair();
+    SocketPair devs = make_socketpair();
+    pid_t parent = ::getpid();
+    pid_t pid = ::fork();
+    if (pid < 0) throw_errno("fork the determinism supervisor");
+    if (pid == 0) {
+        int rc = 1;
+        try {
+            if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) ::_exit(1);
+            // It holds the build's memory and listener: nobody may ptrace or dump it.
+            (void)::prctl(PR_SET_DUMPABLE, 0);
+            close_fds_except({0, 1, 2, control.b.get(), devs.b.get()});
+            Engine engine(config, std::move(control.b), std::move(devs.b));
+            rc = engine.run();
+        } catch (...) {
+        }
+        ::_exit(rc);
+    }
+    pid_ = pid;
+    control_ = std::move(control.a);
+    control.b.reset();
+    devs.b.reset();
+    reader_ = std::make_unique<Reader>(std::move(devs.a), sink_);
+}
+
+Supervisor::~Supervisor() {
+    try {
+        (void)stop();
+    } catch (...) {
+    }
+}
+
+namespace {
+
+ControlMessage expect_reply(int fd, const char* key) {
+    auto m = receive_control(fd);
+    if (!m) throw std::runtime_error("determinism supervisor ended unexpectedly");
+    if (m->body.contains("error")) throw std::runtime_error("determinism supervisor: " + m->body["error"].get<std::string>());
+    if (!m->body.contains(key)) throw std::runtime_error(std::string("determinism supervisor: expected ") + key);
+    return std::move(*m);
+}
+
+}  // namespace
+
+UniqueFd Supervisor::open_served_files(pid_t init_pid) {
+    send_control(control_.get(), {{"open_fuse", init_pid}});
+    auto m = expect_reply(control_.get(), "fuse");
+    if (m.fds.size() != 1) throw std::runtime_error("determinism supervisor: no /dev/fuse descriptor");
+    return std::move(m.fds[0]);
+}
+
+void Supervisor::start(pid_t build_pid, UniqueFd listener, bool tsc_traps) {
+    int fd = listener.get();
+    send_control(control_.get(), {{"start", build_pid}, {"tsc_traps", tsc_traps}}, std::span<const int>(&fd, 1));
+    listener.reset();
+    (void)expect_reply(control_.get(), "started");
+}
+
+void Supervisor::start_from_handoff(int sock) {
+    Handoff h = receive_handoff(sock);
+    start(h.pid, std::move(h.listener), h.tsc_trapped);
+    release_build(sock);
+}
+
+Summary Supervisor::stop() {
+    if (stopped_) return summary_;
+    stopped_ = true;
+    try {
+        send_control(control_.get(), {{"stop", true}});
+        auto m = expect_reply(control_.get(), "summary");
+        summary_ = m.body["summary"].get<Summary>();
+    } catch (const std::exception& e) {
+        summary_.notes.push_back(std::string("supervisor: ") + e.what());
+    }
+    control_.reset();
+    if (pid_ > 0) {
+        ::kill(pid_, SIGKILL);
+        (void)wait_for(pid_);
+        pid_ = -1;
+    }
+    reader_.reset();  // joins: every record was delivered
+    return summary_;
+}
+
+}  // namespace hermetic::sandbox::determinism

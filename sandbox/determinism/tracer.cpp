@@ -1,0 +1,335 @@
+// ptrace: who the build's tasks are (a pedigree per task), what each exec needs
+// (vDSO patch, AT_RANDOM, scratch region), rdtsc emulation, and the register
+// rewrite of re-issued calls.
+#include <elf.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <unordered_map>
+
+#include "common/io.hpp"
+#include "common/sys_error.hpp"
+#include "sandbox/determinism/engine.hpp"
+#include "sandbox/determinism/vdso.hpp"
+
+namespace hermetic::sandbox::determinism {
+
+namespace {
+
+void cont(pid_t tid, int sig) { (void)::ptrace(PTRACE_CONT, tid, 0, sig); }
+
+UniqueFd open_in_proc(int hostproc, pid_t pid, const char* what, int flags) {
+    char path[64];
+    std::snprintf(path, sizeof path, "%d/%s", pid, what);
+    return UniqueFd(::openat(hostproc, path, flags | O_CLOEXEC));
+}
+
+std::string readlink_in_proc(int hostproc, pid_t pid, const char* what) {
+    char path[64], buf[4096];
+    std::snprintf(path, sizeof path, "%d/%s", pid, what);
+    ssize_t n = ::readlinkat(hostproc, path, buf, sizeof buf);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+}  // namespace
+
+void Engine::attach(pid_t pid) {
+    long opts = PTRACE_O_TRACEEXEC | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL;
+    if (::ptrace(PTRACE_SEIZE, pid, 0, opts) != 0) throw_errno("ptrace(PTRACE_SEIZE) of the build process");
+    auto proc = std::make_shared<Process>();
+    proc->tgid = pid;
+    proc->id = "1";
+    proc->vt = proc->start_vt = epoch_ns();
+    proc->tasks = 1;
+    auto t = std::make_unique<Task>();
+    t->tid = pid;
+    t->proc = proc;
+    t->id = "1";
+    t->start_vt = proc->vt;
+    t->started = true;  // seized while running: no initial stop
+    tasks_[pid] = std::move(t);
+    summary_.processes++;
+}
+
+void Engine::on_sigchld() {
+    signalfd_siginfo si;
+    while (::read(sigchld_.get(), &si, sizeof si) == sizeof si) {
+    }
+    // File events of a task that is about to be forgotten belong to it.
+    if (fanotify_) drain_fanotify();
+    for (;;) {
+        int status = 0;
+        pid_t pid = ::waitpid(-1, &status, WNOHANG | __WALL);
+        if (pid <= 0) break;
+        handle_stop(pid, status);
+    }
+}
+
+void Engine::task_gone(pid_t tid) {
+    auto it = tasks_.find(tid);
+    if (it == tasks_.end()) {
+        early_stops_.erase(tid);
+        return;
+    }
+    Task& t = *it->second;
+    Process& p = *t.proc;
+    if (t.slot >= 0 && static_cast<size_t>(t.slot) < p.slots.size()) p.slots[static_cast<size_t>(t.slot)] = 0;
+    p.tasks--;
+    tasks_.erase(it);
+}
+
+void Engine::handle_stop(pid_t tid, int status) {
+    if (WIFEXITED(status) || WIFSIGNALED(status)) {
+        task_gone(tid);
+        return;
+    }
+    if (!WIFSTOPPED(status)) return;
+    const int sig = WSTOPSIG(status);
+    const int event = status >> 16;
+    Task* t = task(tid);
+    if (!t) {
+        // A new task stopped before its creator's fork/clone event arrived: it
+        // waits until the event gives it an identity.
+        early_stops_[tid] = status;
+        return;
+    }
+    switch (event) {
+        case PTRACE_EVENT_EXEC: {
+            unsigned long former = 0;
+            (void)::ptrace(PTRACE_GETEVENTMSG, tid, 0, &former);
+            if (former != 0 && static_cast<pid_t>(former) != tid && task(static_cast<pid_t>(former))) {
+                // A non-leader thread exec'd: it now has the leader's tid.
+                auto moved = std::move(tasks_[static_cast<pid_t>(former)]);
+                tasks_.erase(static_cast<pid_t>(former));
+                auto old = tasks_.find(tid);
+                if (old != tasks_.end()) {
+                    old->second->proc->tasks--;
+                    tasks_.erase(old);
+                }
+                moved->tid = tid;
+                tasks_[tid] = std::move(moved);
+                t = task(tid);
+            }
+            on_exec(*t);
+            cont(tid, 0);
+            return;
+        }
+        case PTRACE_EVENT_FORK: case PTRACE_EVENT_VFORK: case PTRACE_EVENT_CLONE: {
+            unsigned long child = 0;
+            (void)::ptrace(PTRACE_GETEVENTMSG, tid, 0, &child);
+            bool thread = false;
+            if (event == PTRACE_EVENT_CLONE) {
+                user_regs_struct regs{};
+                if (::ptrace(PTRACE_GETREGS, tid, 0, &regs) == 0) thread = regs.rdi & CLONE_THREAD;
+            }
+            if (child > 0) on_new_task(*t, static_cast<pid_t>(child), thread);
+            cont(tid, 0);
+            return;
+        }
+        case PTRACE_EVENT_STOP: {
+            if (!t->started) {  // its first stop
+                t->started = true;
+                cont(tid, 0);
+            } else if (sig == SIGTRAP) {  // PTRACE_INTERRUPT
+                if (t->reissue) finish_reissue(*t);
+                cont(tid, 0);
+            } else {
+                (void)::ptrace(PTRACE_LISTEN, tid, 0, 0);  // a group stop: stay stopped
+            }
+            return;
+        }
+        case 0:
+            if (!t->started && sig == SIGSTOP) {
+                t->started = true;
+                cont(tid, 0);
+                return;
+            }
+            if (sig == SIGSEGV && emulate_rdtsc(*t)) {
+                cont(tid, 0);
+                return;
+            }
+            cont(tid, sig);
+            return;
+        default:
+            cont(tid, 0);
+    }
+}
+
+void Engine::on_new_task(Task& parent, pid_t child, bool thread) {
+    tick(*parent.proc);  // creating a task is an event of its creator
+    auto nt = std::make_unique<Task>();
+    nt->tid = child;
+    nt->id = parent.id + "." + std::to_string(++parent.children);
+    nt->affinity = parent.affinity;
+    if (thread) {
+        nt->proc = parent.proc;
+        parent.proc->tasks++;
+    } else {
+        auto np = std::make_shared<Process>();
+        const Process& pp = *parent.proc;
+        np->tgid = child;
+        np->id = nt->id;
+        np->vt = np->start_vt = pp.vt;
+        np->pending = pp.pending;
+        np->execs = pp.execs;
+        np->exe = pp.exe;
+        np->scratch = pp.scratch;  // fork copies the mapping, vfork shares it
+        np->tasks = 1;
+        np->mem = open_in_proc(hostproc_.get(), child, "mem", O_RDWR);
+        nt->proc = std::move(np);
+        summary_.processes++;
+    }
+    nt->start_vt = nt->proc->vt;
+    auto early = early_stops_.find(child);
+    bool stopped = early != early_stops_.end();
+    if (stopped) early_stops_.erase(early);
+    Task* raw = nt.get();
+    tasks_[child] = std::move(nt);
+    if (stopped) {
+        raw->started = true;
+        cont(child, 0);
+    }
+}
+
+void Engine::on_exec(Task& t) {
+    Process& p = *t.proc;
+    p.execs++;
+    summary_.execs++;
+    p.mem = open_in_proc(hostproc_.get(), p.tgid, "mem", O_RDWR);
+    p.pidfd.reset();
+    p.exe = readlink_in_proc(hostproc_.get(), p.tgid, "exe");
+    p.dirs.clear();
+    p.anon_inodes.clear();
+    p.slots.clear();
+    p.scratch = false;
+    t.slot = -1;
+    if (!p.mem) {
+        note("exec: cannot open the memory of " + p.exe);
+        return;
+    }
+
+    // Where the vDSO and the AT_RANDOM bytes are.
+    uint64_t vdso = 0, at_random = 0;
+    {
+        char path[48];
+        std::snprintf(path, sizeof path, "%d/auxv", p.tgid);
+        std::string auxv;
+        try {
+            auxv = read_file_at(hostproc_.get(), path, 1 << 16);
+        } catch (...) {
+        }
+        for (size_t off = 0; off + 16 <= auxv.size(); off += 16) {
+            uint64_t k, v;
+            std::memcpy(&k, auxv.data() + off, 8);
+            std::memcpy(&v, auxv.data() + off + 8, 8);
+            if (k == AT_SYSINFO_EHDR) vdso = v;
+            if (k == AT_RANDOM) at_random = v;
+        }
+    }
+
+    // AT_RANDOM: stack protector, pointer guard, hash seeds of every runtime.
+    if (at_random) {
+        uint8_t bytes[16];
+        stream_bytes(key_, "at_random/" + t.id + "/" + std::to_string(p.execs), bytes, sizeof bytes);
+        if (!write_mem(p, at_random, bytes, sizeof bytes)) note("exec: cannot write AT_RANDOM of " + p.exe);
+    } else {
+        note("exec: no AT_RANDOM for " + p.exe);
+    }
+
+    if (!vdso) {
+        note("exec: no vDSO in " + p.exe + ": no scratch region, timed waits fail closed");
+        return;
+    }
+    // The image is the same for every process of this kernel: plan once.
+    static std::vector<uint8_t> cached_image;
+    static VdsoPlan cached_plan;
+    Elf64_Ehdr eh{};
+    if (!read_mem(p, vdso, &eh, sizeof eh)) {
+        note("exec: cannot read the vDSO of " + p.exe);
+        return;
+    }
+    size_t size = static_cast<size_t>(eh.e_shoff) + size_t{eh.e_shnum} * sizeof(Elf64_Shdr);
+    if (size > (1 << 16)) size = 1 << 16;
+    std::vector<uint8_t> image(size);
+    if (!read_mem(p, vdso, image.data(), image.size())) {
+        note("exec: cannot read the vDSO of " + p.exe);
+        return;
+    }
+    if (image != cached_image) {
+        cached_plan = plan_vdso_patch(image);
+        cached_image = image;
+    }
+    if (!cached_plan.ok) {
+        // Fail closed: a process that could read the host's clock must not run.
+        note("exec: vDSO patch impossible (" + cached_plan.error + "): killed " + p.exe);
+        ::kill(p.tgid, SIGKILL);
+        return;
+    }
+    for (const auto& [off, bytes] : cached_plan.writes) {
+        if (!write_mem(p, vdso + off, bytes.data(), bytes.size())) {
+            note("exec: vDSO write failed: killed " + p.exe);
+            ::kill(p.tgid, SIGKILL);
+            return;
+        }
+    }
+    user_regs_struct regs{};
+    if (::ptrace(PTRACE_GETREGS, t.tid, 0, &regs) != 0) return;
+    std::vector<uint8_t> stub = init_stub(regs.rip);
+    if (!write_mem(p, vdso + cached_plan.stub_offset, stub.data(), stub.size())) return;
+    regs.rip = vdso + cached_plan.stub_offset;
+    if (::ptrace(PTRACE_SETREGS, t.tid, 0, &regs) != 0) return;
+    p.scratch = true;
+}
+
+bool Engine::emulate_rdtsc(Task& t) {
+    siginfo_t si{};
+    if (::ptrace(PTRACE_GETSIGINFO, t.tid, 0, &si) != 0 || si.si_code != SI_KERNEL) return false;
+    user_regs_struct regs{};
+    if (::ptrace(PTRACE_GETREGS, t.tid, 0, &regs) != 0) return false;
+    uint8_t insn[3] = {0, 0, 0};
+    if (!read_mem(*t.proc, regs.rip, insn, sizeof insn)) return false;
+    bool rdtsc = insn[0] == 0x0f && insn[1] == 0x31;
+    bool rdtscp = insn[0] == 0x0f && insn[1] == 0x01 && insn[2] == 0xf9;
+    if (!rdtsc && !rdtscp) return false;
+    Process& p = *t.proc;
+    drain_fanotify();
+    tick(p);
+    // A virtual TSC counting at tsc_hz since the virtual boot.
+    unsigned __int128 cycles = static_cast<unsigned __int128>(mono_ns(p)) * cfg_.tsc_hz / 1'000'000'000u;
+    uint64_t tsc = static_cast<uint64_t>(cycles);
+    regs.rax = tsc & 0xffffffffu;
+    regs.rdx = tsc >> 32;
+    if (rdtscp) regs.rcx = 0;  // TSC_AUX: cpu 0, node 0
+    regs.rip += rdtsc ? 2 : 3;
+    if (::ptrace(PTRACE_SETREGS, t.tid, 0, &regs) != 0) return false;
+    record_insn(t, rdtsc ? "rdtsc" : "rdtscp", std::to_string(tsc));
+    return true;
+}
+
+void Engine::finish_reissue(Task& t) {
+    Reissue re = *t.reissue;
+    t.reissue.reset();
+    user_regs_struct regs{};
+    if (::ptrace(PTRACE_GETREGS, t.tid, 0, &regs) != 0) return;
+    if (static_cast<long>(regs.orig_rax) != re.nr) {
+        note("re-issue: task " + std::to_string(t.tid) + " stopped in another call");
+        return;
+    }
+    unsigned long long* arg[6] = {&regs.rdi, &regs.rsi, &regs.rdx, &regs.r10, &regs.r8, &regs.r9};
+    for (size_t i = 0; i < 6; ++i)
+        if (re.args[i]) *arg[i] = *re.args[i];
+    // rax still holds -ERESTARTNOINTR: on resuming, the kernel steps back over the
+    // syscall instruction and runs the call again with these arguments.
+    (void)::ptrace(PTRACE_SETREGS, t.tid, 0, &regs);
+}
+
+}  // namespace hermetic::sandbox::determinism

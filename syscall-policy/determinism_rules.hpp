@@ -1,0 +1,26 @@
+// The determinism profile: which syscalls the determinism supervisor
+// (sandbox/determinism/) virtualizes, and the ABI both sides share.
+//
+// Re-issued calls. A call whose timeout the supervisor must translate or copy
+// (absolute deadlines in virtual time, relative sleeps) is answered by making
+// the thread re-issue it with the timeout pointer moved into a scratch region
+// the supervisor maps read-only at every exec (kScratchBase). The rules below
+// trap timeout pointers only from kTrapPointersFrom up, so the re-issued call
+// (and NULL, "no timeout") goes straight to the kernel. libseccomp allows one
+// comparison per argument, hence one boundary and not a range.
+#pragma once
+
+#include <cstdint>
+
+#include "syscall-policy/policy.hpp"
+
+namespace hermetic::policy {
+
+inline constexpr uint64_t kScratchBase = 0x10000;
+inline constexpr uint64_t kScratchSize = 0x10000;
+inline constexpr uint64_t kTrapPointersFrom = kScratchBase + kScratchSize;
+
+// Declared in policy.hpp too (the text profiles include it as "determinism").
+Policy determinism_policy();
+
+}  // namespace hermetic::policy

@@ -1,0 +1,182 @@
+// The determinism engine on the real kernel: probes run inside mini sandboxes
+// (new user, pid, mount, UTS, IPC and time namespaces, the baseline plus the
+// determinism policy, uid 1000), each twice under perturbation (real time at
+// least a second apart, another CPU, the source tree created in another order),
+// and their outputs compared byte for byte.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <regex>
+#include <iostream>
+#include <thread>
+
+#include "sandbox/determinism/mini_sandbox.hpp"
+#include "tests/support/process.hpp"
+
+namespace hermetic::sandbox::determinism {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string probe(const std::string& name) { return "/host/" + name; }
+
+MiniSandboxOptions options(std::vector<std::string> argv) {
+    MiniSandboxOptions o;
+    o.argv = std::move(argv);
+    o.host_dir_ro = HERMETIC_PROBE_DIR;
+    o.config.seed = 42;
+    o.config.epoch = 1700000000;
+    o.config.cpus = 3;
+    return o;
+}
+
+MiniSandboxResult run(const MiniSandboxOptions& o) {
+    MiniSandboxResult r = run_mini_sandbox(o);
+    EXPECT_TRUE(r.err.find("mini sandbox:") == std::string::npos) << r.err;
+    return r;
+}
+
+int cpus_online() { return static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN)); }
+
+bool rdtsc_virtualized(const Summary& s) {
+    for (const auto& u : s.unvirtualizable)
+        if (u.rfind("rdtsc", 0) == 0) return false;
+    return true;
+}
+
+// Lines that report sources the summary declares unvirtualizable on this host.
+std::string without_unvirtualizable(std::string out, const Summary& s) {
+    if (!rdtsc_virtualized(s)) out = std::regex_replace(out, std::regex("(^|\n)rdtsc [^\n]*"), "$1rdtsc (not virtualized here)");
+    return out;
+}
+
+// Runs twice: the second time on another CPU, at least 1.1 s later, with the
+// source files created in reverse order. Expects the same output.
+std::pair<MiniSandboxResult, MiniSandboxResult> twice(MiniSandboxOptions o) {
+    o.cpu = 0;
+    MiniSandboxResult a = run(o);
+    std::this_thread::sleep_for(1100ms);
+    o.cpu = cpus_online() > 1 ? 1 : 0;
+    std::reverse(o.files.begin(), o.files.end());
+    // Directories must still come before what they contain.
+    std::stable_partition(o.files.begin(), o.files.end(), [](const auto& f) { return f.first.back() == '/'; });
+    MiniSandboxResult b = run(o);
+    EXPECT_EQ(a.status, 0) << a.err;
+    EXPECT_EQ(b.status, 0) << b.err;
+    std::string ao = without_unvirtualizable(a.out, a.summary), bo = without_unvirtualizable(b.out, b.summary);
+    EXPECT_EQ(ao, bo) << "first:\n" << a.out << "\nsecond:\n" << b.out;
+    return {std::move(a), std::move(b)};
+}
+
+long long field(const std::string& out, const std::string& key) {
+    std::smatch m;
+    std::regex re("(^|\n)" + key + " (-?[0-9]+)");
+    if (!std::regex_search(out, m, re)) return -1;
+    return std::stoll(m[2]);
+}
+
+TEST(DetTime, EveryReaderSeesTheLogicalClock) {
+    auto [a, b] = twice(options({probe("det_time"), "all"}));
+    // Seconds of every realtime reader are the epoch (the clock advances by 1 us a read).
+    for (const char* k : {"realtime", "gettimeofday", "time", "raw-syscall realtime", "vdso realtime"})
+        EXPECT_EQ(field(a.out, k), 1700000000) << k << "\n" << a.out;
+    EXPECT_EQ(field(a.out, "monotonic"), 100) << a.out;  // uptime_at_epoch
+    EXPECT_NE(a.out.find("date 2023-11-14 22:13:20"), std::string::npos) << a.out;
+    EXPECT_GT(a.summary.by_syscall["clock_gettime"], 10u);
+    if (rdtsc_virtualized(a.summary)) {
+        EXPECT_NE(a.out.find("rdtsc 1000"), std::string::npos) << a.out;  // 100 s at 1 GHz
+        EXPECT_GE(a.summary.by_syscall["rdtsc"], 1u);
+        EXPECT_GE(a.summary.by_syscall["rdtscp"], 1u);
+    } else {
+        std::cerr << "rdtsc is not virtualizable on this host: " << a.summary.unvirtualizable.size() << " sources listed\n";
+    }
+    EXPECT_FALSE(a.deviations.empty());
+    for (const auto& n : a.summary.notes) ADD_FAILURE() << "note: " << n;
+}
+
+TEST(DetTime, EpochAndStepAreConfigurable) {
+    auto o = options({probe("det_time"), "all"});
+    o.config.epoch = 315532800;
+    auto r = run(o);
+    EXPECT_EQ(field(r.out, "time"), 315532800) << r.out;
+}
+
+// Waits computed from virtual time last as long in real time: not forever, not zero.
+class DetWait : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(DetWait, LastsItsTimeoutAndAdvancesTheClock) {
+    auto o = options({probe("det_time"), GetParam()});
+    auto r = run(o);
+    ASSERT_EQ(r.status, 0) << r.err << r.out;
+    double elapsed = std::stod(r.out.substr(r.out.find("elapsed ") + 8));
+    std::string mode = GetParam();
+    double want = mode == "select" || mode == "poll" ? 0.6 : mode == "cond-wait" ? 1.2 : 1.0;
+    // Virtual time moved on by the timeout (plus a few microsecond ticks)...
+    EXPECT_GE(elapsed, want) << r.out;
+    EXPECT_LT(elapsed, want + 0.01) << r.out;
+    // ...and so did real time, about as much.
+    EXPECT_GT(r.wall_ms, want * 1000 * 0.9) << r.out;
+    EXPECT_LT(r.wall_ms, want * 1000 + 3000) << r.out;
+    for (const auto& n : r.summary.notes) ADD_FAILURE() << "note: " << n;
+    for (const auto& [what, count] : r.summary.denied) ADD_FAILURE() << "denied: " << what << " x" << count;
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, DetWait,
+                         ::testing::Values("sleep-rel", "sleep-abs", "sleep-abs-realtime", "cond-wait", "timerfd-abs",
+                                           "select", "poll"),
+                         [](const auto& param_info) {
+                             std::string s = param_info.param;
+                             std::replace(s.begin(), s.end(), '-', '_');
+                             return s;
+                         });
+
+TEST(DetTime, BusyWaitOnTheClockFinishes) {
+    auto [a, b] = twice(options({probe("det_time"), "busy"}));
+    EXPECT_NE(a.out.find("busy reads"), std::string::npos) << a.out;
+}
+
+TEST(DetRandom, SeededPerReaderAndDifferentPerSeed) {
+    auto o = options({probe("det_random"), "identity"});
+    auto [a, b] = twice(o);
+    o.config.seed = 43;
+    auto c = run(o);
+    ASSERT_EQ(c.status, 0) << c.err;
+    for (const char* k : {"at_random", "getrandom", "getrandom-raw", "urandom", "urandom2", "random", "child0", "child1",
+                          "/proc/sys/kernel/random/uuid:", "/proc/sys/kernel/random/boot_id:"}) {
+        std::regex re(std::string("(^|\n)") + k + " ([^\n]+)");
+        std::smatch ma, mc;
+        ASSERT_TRUE(std::regex_search(a.out, ma, re)) << k << "\n" << a.out;
+        ASSERT_TRUE(std::regex_search(c.out, mc, re)) << k << "\n" << c.out;
+        EXPECT_NE(ma[2].str(), mc[2].str()) << k;
+    }
+    // Two reads, two children: different bytes (streams, not repeats).
+    EXPECT_NE(field(a.out, "urandom"), field(a.out, "urandom2"));
+    EXPECT_EQ(a.out.find("cannot open"), std::string::npos) << a.out;
+}
+
+TEST(DetIdentity, HostFactsAreFixed) {
+    auto o = options({probe("det_random"), "identity"});
+    o.config.uname_release = "9.9.9-test";
+    auto r = run(o);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("uname Linux hermetic 9.9.9-test #1 SMP PREEMPT_DYNAMIC x86_64"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("affinity 3 nprocs 3 conf 3 onln 3"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("getcpu 0 0 sched_getcpu 0"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("sysinfo uptime 100 ram 8589934592 procs 1"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("/proc/sys/kernel/osrelease: 9.9.9-test"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("/proc/uptime: 100.00 0.00"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("/proc/cpuinfo: processor\t: 0\nvendor_id\t: HermeticCPU"), std::string::npos) << r.out;
+    // Nothing of the host: its kernel release, its hostname.
+    struct utsname u{};
+    ::uname(&u);
+    EXPECT_EQ(r.out.find(u.release), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("hostname hermetic\n"), std::string::npos) << r.out;
+    for (const auto& n : r.summary.notes) ADD_FAILURE() << "note: " << n;
+}
+
+}  // namespace
+}  // namespace hermetic::sandbox::determinism
