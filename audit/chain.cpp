@@ -9,8 +9,18 @@ namespace hermetic::audit {
 
 using nlohmann::json;
 
-ChainWriter::ChainWriter(int fd, ChainOptions options) : fd_(fd), opt_(std::move(options)), prev_(kGenesis) {
-    if (!is_valid_job_id(opt_.job)) throw std::invalid_argument("audit log: invalid job id");
+namespace {
+
+const std::string& checked_job(const std::string& job) {
+    if (!is_valid_job_id(job)) throw std::invalid_argument("audit log: invalid job id");
+    return job;
+}
+
+}  // namespace
+
+ChainWriter::ChainWriter(int fd, ChainOptions options)
+    : fd_(fd), opt_(std::move(options)), prev_(kGenesis) {
+    checked_job(opt_.job);
     if (opt_.max_bytes < kMinMaxLogBytes)
         throw std::invalid_argument("audit log bound " + std::to_string(opt_.max_bytes) + " is below the minimum of " +
                                     std::to_string(kMinMaxLogBytes) + " bytes");
@@ -35,12 +45,16 @@ uint64_t ChainWriter::reserve(size_t keys) const {
 void ChainWriter::emit(json body) {
     body["seq"] = seq_;
     body["prev"] = prev_;
-    std::string line = make_line(body);
-    prev_.assign(line, 6, 64);
+    commit(body.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+void ChainWriter::commit(std::string_view body_text) {
+    size_t start = buf_.size();
+    prev_ = append_line(buf_, body_text, line_hash_);
+    std::string_view line(buf_.data() + start, buf_.size() - start);
     ++seq_;
     bytes_ += line.size();
     file_hash_.update(line);
-    buf_ += line;
     if (buf_.size() >= opt_.buffer_bytes) flush();
 }
 
@@ -103,34 +117,25 @@ void ChainWriter::append(const Event& e) {
 
     // Before the bound every event is a candidate; after it, only a new kind.
     if (!aggregating_ || can_add) {
-        json body{{"kind", "event"},
-                  {"job", opt_.job},
-                  {"n", n},
-                  {"t", e.vtime_ns},
-                  {"pid", e.pid},
-                  {"vpid", e.vpid},
-                  {"exe", bounded_text(e.exe, kMaxExe)},
-                  {"nr", e.syscall_nr},
-                  {"syscall", syscall},
-                  {"args", bounded_text(e.args, kMaxArgs)},
-                  {"action", action},
-                  {"class", cls},
-                  {"value", bounded_text(e.value, kMaxValue)},
-                  {"seq", seq_},
-                  {"prev", prev_}};
-        if (opt_.trace && e.real_value) body["real"] = bounded_text(*e.real_value, kMaxValue);
-        std::string line = make_line(body);
-        uint64_t need = bytes_ + line.size() + reserve(fine_.size() + (can_add ? 1 : 0)) +
+        Event bounded;
+        bounded.vtime_ns = e.vtime_ns;
+        bounded.pid = e.pid;
+        bounded.vpid = e.vpid;
+        bounded.syscall_nr = e.syscall_nr;
+        bounded.action = e.action;
+        bounded.exe = bounded_text(e.exe, kMaxExe);
+        bounded.args = bounded_text(e.args, kMaxArgs);
+        bounded.value = bounded_text(e.value, kMaxValue);
+        const bool with_real = opt_.trace && e.real_value;
+        if (with_real) bounded.real_value = bounded_text(*e.real_value, kMaxValue);
+        text_.clear();
+        encode_event_body(text_, opt_.job, n, seq_, prev_, bounded, syscall, cls, with_real);
+        uint64_t need = bytes_ + text_.size() + kLineOverhead + reserve(fine_.size() + (can_add ? 1 : 0)) +
                         (aggregating_ ? 0 : novel_reserve_);
         if (need <= opt_.max_bytes) {
             if (can_add) fine_.emplace(std::move(key), Slot{syscall, action, cls});
-            prev_.assign(line, 6, 64);
-            ++seq_;
-            bytes_ += line.size();
-            file_hash_.update(line);
-            buf_ += line;
+            commit(text_);
             ++recorded_;
-            if (buf_.size() >= opt_.buffer_bytes) flush();
             return;
         }
         if (!aggregating_) {
@@ -199,6 +204,54 @@ ChainResult ChainWriter::finish() {
     return r;
 }
 
+namespace {
+
+void put_string(std::string& out, const std::string& s) {
+    // Valid UTF-8 already (bounded_text); `replace` is only a second guard.
+    out += json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace
+
+void encode_event_body(std::string& out, const std::string& job, uint64_t n, uint64_t seq, const std::string& prev,
+                       const Event& e, const std::string& syscall, const std::string& cls, bool with_real) {
+    // Keys in nlohmann's (std::map) order.
+    out += "{\"action\":\"";
+    out += to_string(e.action);
+    out += "\",\"args\":";
+    put_string(out, e.args);
+    out += ",\"class\":\"";
+    out += cls;
+    out += "\",\"exe\":";
+    put_string(out, e.exe);
+    out += ",\"job\":\"";
+    out += job;
+    out += "\",\"kind\":\"event\",\"n\":";
+    out += std::to_string(n);
+    out += ",\"nr\":";
+    out += std::to_string(e.syscall_nr);
+    out += ",\"pid\":";
+    out += std::to_string(e.pid);
+    out += ",\"prev\":\"";
+    out += prev;
+    out += '"';
+    if (with_real && e.real_value) {
+        out += ",\"real\":";
+        put_string(out, *e.real_value);
+    }
+    out += ",\"seq\":";
+    out += std::to_string(seq);
+    out += ",\"syscall\":\"";
+    out += syscall;
+    out += "\",\"t\":";
+    out += std::to_string(e.vtime_ns);
+    out += ",\"value\":";
+    put_string(out, e.value);
+    out += ",\"vpid\":";
+    out += std::to_string(e.vpid);
+    out += '}';
+}
+
 // ---------------------------------------------------------------------------
 // Verification
 
@@ -256,7 +309,7 @@ void for_each_record(std::string_view log, const std::function<void(uint64_t, co
 ChainReport verify_chain(std::string_view log) {
     ChainReport r;
     r.bytes = log.size();
-    r.file_sha256 = sha256_hex(log);
+    r.file_sha256 = Hasher().hex(log);
     std::string prev(kGenesis);
     uint64_t seq = 0, last_n = 0, event_records = 0, aggregated = 0, aggregate_records = 0;
     bool in_aggregates = false, ended = false;

@@ -33,7 +33,7 @@
 #include <vector>
 
 #include "audit/record.hpp"
-#include "common/sha256.hpp"
+#include "audit/hasher.hpp"
 
 namespace hermetic::audit {
 
@@ -87,6 +87,8 @@ struct ChainResult {
 class ChainWriter {
 public:
     ChainWriter(int fd, ChainOptions options);
+    ChainWriter(const ChainWriter&) = delete;
+    ChainWriter& operator=(const ChainWriter&) = delete;
     void append(const Event& e);
     // Writes what is buffered. Throws SysError.
     void flush();
@@ -105,6 +107,7 @@ private:
         int64_t first_t = 0, last_t = 0;
     };
     void emit(nlohmann::json body);
+    void commit(std::string_view body_text);
     void count(const Event& e, const std::string& syscall, const std::string& cls);
     static void add_to(Slot& s, uint64_t n, int64_t t);
     [[nodiscard]] uint64_t reserve(size_t keys) const;
@@ -115,7 +118,9 @@ private:
     std::string prev_;
     uint64_t seq_ = 0;
     uint64_t bytes_ = 0;
-    Sha256 file_hash_;
+    Hasher file_hash_;
+    Hasher line_hash_;
+    std::string text_;
     Tally tally_;
     std::unordered_map<std::string, size_t> network_index_;
     std::unordered_map<std::string, Slot> fine_;  // key: syscall \x1f action \x1f class
@@ -153,6 +158,15 @@ struct ChainReport {
 // bad record. A log without an end record is reported ok=false ("incomplete")
 // with the chain before it intact (records/head describe that prefix).
 ChainReport verify_chain(std::string_view log);
+
+// An event record's BODY, exactly as nlohmann's dump of the same object would
+// write it (keys sorted, compact): untrusted strings are escaped by nlohmann;
+// the rest are integers, hex digests and identifiers (bounded_ident) that need
+// no escaping. Assembled by hand only because dumping a 15-key object per
+// deviation cost microseconds; unit tests check the bytes against
+// nlohmann::json::parse(body).dump(). Strings must already be bounded.
+void encode_event_body(std::string& out, const std::string& job, uint64_t n, uint64_t seq, const std::string& prev,
+                       const Event& e, const std::string& syscall, const std::string& cls, bool with_real);
 
 // Calls f(seq, parsed) for each record in order; stops at (and throws
 // FormatError "record N: ...") the first that fails parse_line. For readers that

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <ctime>
 #include <vector>
 
@@ -68,6 +69,10 @@ size_t utf8_len(std::string_view s, size_t i) {
 
 std::string bounded_text(std::string_view s, size_t max) {
     static constexpr char kHex[] = "0123456789abcdef";
+    // The common case: short ASCII, kept as it is.
+    if (s.size() <= max &&
+        std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
+        return std::string(s);
     std::string out;
     out.reserve(std::min(s.size(), max) + 8);
     size_t i = 0;

@@ -28,18 +28,25 @@ constexpr std::string_view kPrefix = "{\"h\":\"";
 constexpr size_t kHashEnd = kPrefix.size() + 64;  // the closing quote of H
 }  // namespace
 
+std::string append_line(std::string& out, std::string_view b, Hasher& hasher) {
+    if (b.size() < 3 || b.front() != '{') throw std::logic_error("audit record body must be a non-empty object");
+    hasher.update(b);
+    std::string h = hasher.hex_digest();
+    out.reserve(out.size() + b.size() + kLineOverhead);
+    out += kPrefix;
+    out += h;
+    out += "\",";
+    out.append(b.substr(1));
+    out += '\n';
+    return h;
+}
+
 std::string make_line(const nlohmann::json& body) {
     // Strings reaching here went through bounded_text, so they are valid UTF-8;
     // `replace` only guards against a caller that skipped it.
-    std::string b = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    if (b.size() < 3 || b.front() != '{') throw std::logic_error("audit record body must be a non-empty object");
+    Hasher hasher;
     std::string line;
-    line.reserve(b.size() + 72);
-    line += kPrefix;
-    line += sha256_hex(b);
-    line += "\",";
-    line.append(b, 1);
-    line += '\n';
+    append_line(line, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), hasher);
     return line;
 }
 
@@ -52,7 +59,9 @@ ParsedLine parse_line(std::string_view line) {
     if (!is_sha256_hex(p.h)) throw FormatError("\"h\" is not a lowercase sha256");
     std::string body = "{";
     body.append(line.substr(kHashEnd + 2));
-    if (sha256_hex(body) != p.h) throw FormatError("content does not match its hash");
+    thread_local Hasher hasher;  // keeps its OpenSSL context between records
+    hasher.update(body);
+    if (hasher.hex_digest() != p.h) throw FormatError("content does not match its hash");
     p.body = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
     if (p.body.is_discarded() || !p.body.is_object()) throw FormatError("not valid JSON");
     // A second "h" inside BODY would make the line's meaning depend on the parser.

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <random>
 #include <vector>
 
 #include "audit/encoding.hpp"
@@ -301,6 +302,44 @@ TEST(AuditChain, HostileStringsAreBoundedAndKeptValidJson) {
     EXPECT_LE(sc.size(), kMaxSyscallName);
     EXPECT_EQ(sc.find('"'), std::string::npos);
     EXPECT_EQ(sc.find(' '), std::string::npos);
+}
+
+// The writer assembles event bodies itself (for speed); they must be exactly
+// what nlohmann's dump of the same object gives, whatever the strings hold.
+TEST(AuditChain, EventBodiesAreByteForByteNlohmannDumps) {
+    std::mt19937_64 rng(12345);
+    auto random_text = [&](size_t max) {
+        std::string s(rng() % max, '\0');
+        for (char& c : s) c = static_cast<char>(rng() % 4 == 0 ? rng() % 256 : 32 + rng() % 95);
+        return s;
+    };
+    MemFile f;
+    ChainWriter w(f.fd.get(), ChainOptions{"job-enc", 64ull << 20, true});
+    for (int i = 0; i < 3000; ++i) {
+        Event e;
+        e.vtime_ns = static_cast<int64_t>(rng()) * (i % 2 ? -1 : 1);
+        e.pid = static_cast<int64_t>(rng() % 100000) - 50;
+        e.vpid = static_cast<int64_t>(rng() % 1000);
+        e.syscall_nr = static_cast<int>(rng() % 500) - 1;
+        e.exe = random_text(300);
+        e.syscall = random_text(80);
+        e.args = random_text(700);
+        e.action = static_cast<Action>(rng() % kActionCount);
+        e.cls = random_text(40);
+        e.value = random_text(700);
+        if (i % 3) e.real_value = random_text(700);
+        w.append(e);
+    }
+    w.finish();
+    std::string log = f.contents();
+    ASSERT_TRUE(verify_chain(log).ok);
+    size_t events = 0;
+    for (const auto& line : lines_of(log)) {
+        std::string body = "{" + line.substr(72);  // {"h":"<64 hex>",
+        ASSERT_EQ(json::parse(body).dump(), body);
+        events += json::parse(body)["kind"] == "event";
+    }
+    EXPECT_EQ(events, 3000u);
 }
 
 TEST(AuditChain, RejectsABoundBelowTheMinimumAndBadJobIds) {
