@@ -33,9 +33,12 @@ AuditWriter::AuditWriter(const std::string& job_dir, AuditWriterOptions options)
     } catch (const std::invalid_argument& e) {
         throw AuditError(std::string("audit log: ") + e.what());
     }
+    queue_.reserve(1024);
+    thread_ = std::thread([this] { run(); });
 }
 
 AuditWriter::~AuditWriter() {
+    stop();
     // Not finished (the daemon is going down mid-job): keep what is buffered, so
     // the log shows how far the job got; it stays "incomplete" on verification.
     if (!finished_ && chain_ && error_.empty()) {
@@ -44,6 +47,46 @@ AuditWriter::~AuditWriter() {
         } catch (...) {
         }
     }
+}
+
+void AuditWriter::run() {
+    std::vector<audit::Event> batch;
+    for (;;) {
+        {
+            std::unique_lock lock(mu_);
+            // Woken per batch, not per event (a wake-up costs the supervisor more
+            // than queueing); what trickles in is picked up within kIdleWait.
+            work_cv_.wait_for(lock, kIdleWait, [&] { return queue_.size() >= kWakeBatch || stopping_; });
+            if (queue_.empty()) {
+                if (stopping_) return;  // everything is written
+                continue;
+            }
+            batch.swap(queue_);
+        }
+        space_cv_.notify_all();
+        for (const auto& e : batch) {
+            if (!error_.empty()) {
+                ++unwritten_;
+                continue;
+            }
+            try {
+                chain_->append(e);
+            } catch (const std::exception& ex) {
+                error_ = ex.what();
+            }
+        }
+        batch.clear();
+    }
+}
+
+void AuditWriter::stop() {
+    {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+    }
+    work_cv_.notify_all();
+    space_cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
 }
 
 void AuditWriter::record(sandbox::Deviation d) {
@@ -59,29 +102,30 @@ void AuditWriter::record(sandbox::Deviation d) {
     e.cls = std::move(d.cls);
     e.value = std::move(d.value);
     if (opt_.trace) e.real_value = std::move(d.real_value);
-    std::lock_guard lock(mu_);
-    if (finished_ || !error_.empty()) {
-        ++unwritten_;
+    std::unique_lock lock(mu_);
+    space_cv_.wait(lock, [&] { return queue_.size() < kMaxQueued || stopping_; });
+    if (stopping_) {
+        ++late_;
         return;
     }
-    try {
-        chain_->append(e);
-    } catch (const std::exception& ex) {
-        error_ = ex.what();
-        unwritten_ = 0;
-    }
+    queue_.push_back(std::move(e));
+    if (queue_.size() == kWakeBatch) work_cv_.notify_one();
+}
+
+uint64_t AuditWriter::late_events() const {
+    std::lock_guard lock(mu_);
+    return late_;
 }
 
 AuditFinish AuditWriter::finish(const JobEvidence& job, const audit::PrivateKey& key) {
-    std::lock_guard lock(mu_);
+    stop();
     if (finished_) throw AuditError("audit evidence: finished twice");
     finished_ = true;
     if (!error_.empty())
         throw AuditError("audit log could not be written (" + error_ + "); " + std::to_string(unwritten_) +
                          " later events were counted but not recorded");
     try {
-        audit::ChainResult chain = chain_->finish();
-        if (::fsync(fd_.get()) != 0) throw_errno("fsync " + path());
+        audit::ChainResult chain = chain_->finish();  // written, fsynced below with the rest
 
         audit::SummaryFacts facts;
         facts.policy_digest = job.policy_digest;
@@ -93,7 +137,6 @@ AuditFinish AuditWriter::finish(const JobEvidence& job, const audit::PrivateKey&
         audit::ChainOptions copt{opt_.job_id, opt_.max_bytes, opt_.trace};
         audit::Summary summary = audit::make_summary(copt, chain, chain_->tally(), facts);
         audit::Envelope summary_env = audit::sign_summary(summary, key);
-        audit::write_file_atomic(dir_, audit::kSummaryFile, audit::serialize_envelope(summary_env), 0600);
         std::string digest = audit::audit_digest(summary_env);
 
         audit::ProvenanceInputs in;
@@ -123,7 +166,13 @@ AuditFinish AuditWriter::finish(const JobEvidence& job, const audit::PrivateKey&
         in.by_class = chain_->tally().by_class;
         in.audit_digest = digest;
         audit::Envelope att = audit::sign_attestation(in, key);
-        audit::write_file_atomic(dir_, audit::kAttestationFile, audit::serialize_envelope(att), 0600);
+        // The log, the summary and the attestation reach the disk together, then
+        // their directory: one batched journal commit plus one, not five.
+        const int log_fd = fd_.get();
+        audit::write_files_durably(dir_,
+                                   {{audit::kSummaryFile, audit::serialize_envelope(summary_env), 0600},
+                                    {audit::kAttestationFile, audit::serialize_envelope(att), 0600}},
+                                   std::span<const int>(&log_fd, 1));
 
         AuditFinish r;
         r.audit_digest = digest;
