@@ -80,7 +80,7 @@ void ChainWriter::count(const Event& e, const std::string& syscall, const std::s
     bump(tally_.by_syscall, syscall);
     ++tally_.by_action[to_string(e.action)];
     bump(tally_.by_class, cls);
-    if (cls == "network") {
+    if (is_network_event(syscall, cls)) {
         std::string args = bounded_text(e.args, 128);
         std::string key = syscall + '\x1f' + to_string(e.action) + '\x1f' + args;
         auto it = network_index_.find(key);
@@ -96,6 +96,14 @@ void ChainWriter::count(const Event& e, const std::string& syscall, const std::s
         auto& u = tally_.unvirtualizable;
         if (u.size() < kMaxUnvirtualizable && std::find(u.begin(), u.end(), syscall) == u.end()) u.push_back(syscall);
     }
+}
+
+bool is_network_event(const std::string& syscall, const std::string& cls) {
+    static const std::unordered_map<std::string, bool> kSocketCalls = {
+        {"socket", true},  {"socketpair", true}, {"connect", true},  {"bind", true},    {"listen", true},
+        {"accept", true},  {"accept4", true},    {"sendto", true},   {"sendmsg", true}, {"sendmmsg", true},
+        {"recvfrom", true}, {"recvmsg", true},   {"recvmmsg", true}, {"socketcall", true}};
+    return cls == "network" || kSocketCalls.count(syscall) != 0;
 }
 
 void ChainWriter::append(const Event& e) {

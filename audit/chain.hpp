@@ -59,7 +59,7 @@ struct Tally {
     std::map<std::string, uint64_t> by_syscall;  // beyond kMaxSummaryKeys names: "(other)"
     std::map<std::string, uint64_t> by_action;
     std::map<std::string, uint64_t> by_class;    // beyond kMaxSummaryKeys: "(other)"
-    std::vector<NetworkAttempt> network;         // distinct (syscall, action, args), class "network"
+    std::vector<NetworkAttempt> network;         // distinct (syscall, action, args): see is_network_event
     uint64_t network_other = 0;                  // network events past kMaxNetworkEntries distinct ones
     std::vector<std::string> unvirtualizable;    // syscalls of events with class "unvirtualizable"
 };
@@ -167,6 +167,10 @@ ChainReport verify_chain(std::string_view log);
 // nlohmann::json::parse(body).dump(). Strings must already be bounded.
 void encode_event_body(std::string& out, const std::string& job, uint64_t n, uint64_t seq, const std::string& prev,
                        const Event& e, const std::string& syscall, const std::string& cls, bool with_real);
+
+// A network attempt: class "network", or a socket-family syscall whatever class
+// the supervisor gave it (a denial routed to it is class "policy").
+bool is_network_event(const std::string& syscall, const std::string& cls);
 
 // Calls f(seq, parsed) for each record in order; stops at (and throws
 // FormatError "record N: ...") the first that fails parse_line. For readers that

@@ -40,6 +40,16 @@ Summary make_summary(const ChainOptions& chain, const ChainResult& result, const
         if (std::find(s.unvirtualizable.begin(), s.unvirtualizable.end(), b) == s.unvirtualizable.end())
             s.unvirtualizable.push_back(b);
     }
+    s.supervisor_events = facts.supervisor_events;
+    if (facts.supervisor_events && *facts.supervisor_events != tally.events) {
+        uint64_t a = *facts.supervisor_events, b = tally.events;
+        s.notes.push_back("the supervisor reported " + std::to_string(a) + " deviations, the audit log received " +
+                          std::to_string(b) + (a > b ? " (" + std::to_string(a - b) + " lost on the way)" : ""));
+    }
+    for (const auto& n : facts.notes) {
+        if (s.notes.size() >= kMaxNotes) break;
+        s.notes.push_back(bounded_text(n, 512));
+    }
     return s;
 }
 
@@ -75,6 +85,8 @@ json to_json(const Summary& s) {
         {"network", net},
         {"network_other", s.network_other},
         {"unvirtualizable", s.unvirtualizable},
+        {"supervisor_events", opt(s.supervisor_events)},
+        {"notes", s.notes},
     };
 }
 
@@ -112,6 +124,8 @@ Summary summary_from_json(const json& j) {
                                  n.at("args").get<std::string>(), n.at("count").get<uint64_t>()});
         s.network_other = j.at("network_other").get<uint64_t>();
         s.unvirtualizable = j.at("unvirtualizable").get<std::vector<std::string>>();
+        if (!j.at("supervisor_events").is_null()) s.supervisor_events = j.at("supervisor_events").get<uint64_t>();
+        s.notes = j.at("notes").get<std::vector<std::string>>();
         return s;
     } catch (const json::exception& e) {
         throw FormatError(std::string("summary: ") + e.what());

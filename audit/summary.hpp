@@ -11,7 +11,10 @@
 //   events {total, recorded, aggregated, aggregate_records, aggregating_since},
 //   by_syscall, by_action, by_class ({name: count}),
 //   network [{syscall, action, args, count}], network_other,
-//   unvirtualizable [source, ...]
+//   unvirtualizable [source, ...],
+//   supervisor_events (what the supervisor counted, or null), notes [...]
+//   (anything a reader must know: events lost between supervisor and log,
+//   the supervisor's own notes)
 #pragma once
 
 #include <cstdint>
@@ -55,7 +58,11 @@ struct Summary {
     std::vector<NetworkAttempt> network;
     uint64_t network_other = 0;
     std::vector<std::string> unvirtualizable;
+    std::optional<uint64_t> supervisor_events;
+    std::vector<std::string> notes;
 };
+
+inline constexpr size_t kMaxNotes = 64;
 
 // What the chain writer knows plus the job's facts.
 struct SummaryFacts {
@@ -65,6 +72,10 @@ struct SummaryFacts {
     std::optional<int> exit_code;
     std::optional<int> signal;
     std::vector<std::string> unvirtualizable;  // sources known to the sandbox (e.g. "rdtsc: no CPUID faulting")
+    // The supervisor's own count of deviations; a different total in the log
+    // becomes a note, so events lost on the way are stated, never hidden.
+    std::optional<uint64_t> supervisor_events;
+    std::vector<std::string> notes;
 };
 Summary make_summary(const ChainOptions& chain, const ChainResult& result, const Tally& tally, const SummaryFacts& facts);
 

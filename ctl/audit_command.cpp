@@ -365,6 +365,7 @@ std::string format_audit(const json& r) {
     if (unv.empty()) o << "none";
     for (size_t i = 0; i < unv.size(); ++i) o << (i ? "; " : "") << unv[i].get<std::string>();
     o << "\n";
+    for (const auto& n : s.value("notes", json::array())) o << "  note:        " << n.get<std::string>() << "\n";
     o << "  log:         " << ch.value("records", uint64_t{0}) << " records, " << ch.value("bytes", uint64_t{0})
       << " bytes (bound " << ch.value("bound", uint64_t{0}) << "); " << ev.value("recorded", uint64_t{0})
       << " events recorded one by one";

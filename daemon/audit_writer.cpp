@@ -6,6 +6,7 @@
 #include "audit/files.hpp"
 #include "audit/summary.hpp"
 #include "common/sys_error.hpp"
+#include "sandbox/determinism/wire.hpp"
 
 namespace hermetic::daemon {
 
@@ -134,6 +135,9 @@ AuditFinish AuditWriter::finish(const JobEvidence& job, const audit::PrivateKey&
         facts.exit_code = job.exit_code;
         facts.signal = job.signal;
         facts.unvirtualizable = job.unvirtualizable;
+        facts.supervisor_events = job.supervisor_events;
+        facts.notes = job.notes;
+        if (late_) facts.notes.push_back(std::to_string(late_) + " deviations arrived after the job's evidence was closed");
         audit::ChainOptions copt{opt_.job_id, opt_.max_bytes, opt_.trace};
         audit::Summary summary = audit::make_summary(copt, chain, chain_->tally(), facts);
         audit::Envelope summary_env = audit::sign_summary(summary, key);
@@ -187,6 +191,46 @@ AuditFinish AuditWriter::finish(const JobEvidence& job, const audit::PrivateKey&
     } catch (const std::exception& e) {
         throw AuditError(std::string("audit evidence: ") + e.what());
     }
+}
+
+DeviationPump::DeviationPump(UniqueFd fd, AuditWriter& writer) : fd_(std::move(fd)), writer_(writer) {
+    thread_ = std::thread([this] {
+        std::string buf;
+        std::vector<char> chunk(1 << 16);
+        for (;;) {
+            ssize_t n = ::read(fd_.get(), chunk.data(), chunk.size());
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) {
+                error_ = "reading the deviation stream: " + errno_string(errno);
+                return;
+            }
+            if (n == 0) {
+                if (!buf.empty()) error_ = "the deviation stream ended inside a record";
+                return;
+            }
+            buf.append(chunk.data(), static_cast<size_t>(n));
+            std::string_view in(buf);
+            try {
+                sandbox::Deviation d;
+                while (sandbox::determinism::decode_deviation(in, d)) {
+                    writer_.record(std::move(d));
+                    ++records_;
+                    d = {};
+                }
+            } catch (const std::exception& e) {
+                error_ = std::string("the deviation stream is corrupt after ") + std::to_string(records_) +
+                         " records: " + e.what();
+                return;
+            }
+            buf.erase(0, buf.size() - in.size());
+        }
+    });
+}
+
+DeviationPump::~DeviationPump() { join(); }
+
+void DeviationPump::join() {
+    if (thread_.joinable()) thread_.join();
 }
 
 std::string tree_digest_of(const std::vector<protocol::OutputEntry>& entries) {

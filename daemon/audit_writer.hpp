@@ -55,7 +55,9 @@ struct JobEvidence {
     std::optional<int> signal;
     int64_t started_ms = 0;              // wall clock (daemon), for the attestation's metadata
     int64_t finished_ms = 0;
-    std::vector<std::string> unvirtualizable;  // sources the sandbox knows it could not virtualize
+    std::vector<std::string> unvirtualizable;  // determinism::Summary::unvirtualizable
+    std::optional<uint64_t> supervisor_events; // determinism::Summary: sum of by_syscall (cross-check)
+    std::vector<std::string> notes;            // e.g. determinism::Summary::notes, a pump's error()
     std::string builder_version = HERMETIC_VERSION;
 };
 
@@ -120,6 +122,30 @@ private:
     bool stopping_ = false;
     bool finished_ = false;
     uint64_t late_ = 0;
+    std::thread thread_;
+};
+
+// Reads a deviation stream in the supervisor's wire format
+// (sandbox::determinism::encode_deviation records) from `fd` on a thread of its
+// own and records each in `writer`, until EOF. For a runner that forwards the
+// supervisor's stream to the daemon instead of recording in its own process.
+class DeviationPump {
+public:
+    DeviationPump(UniqueFd fd, AuditWriter& writer);
+    ~DeviationPump();  // join()
+    DeviationPump(const DeviationPump&) = delete;
+    DeviationPump& operator=(const DeviationPump&) = delete;
+    // Waits for EOF (the sender closed its end). Idempotent.
+    void join();
+    [[nodiscard]] uint64_t records() const { return records_; }  // after join()
+    // After join(): empty, or why the stream stopped early (a note for JobEvidence).
+    [[nodiscard]] const std::string& error() const { return error_; }
+
+private:
+    UniqueFd fd_;
+    AuditWriter& writer_;
+    uint64_t records_ = 0;
+    std::string error_;
     std::thread thread_;
 };
 

@@ -105,6 +105,29 @@ TEST(AuditChain, RecordsEveryKindOfDeviationAndVerifies) {
     EXPECT_EQ(rep.by_action.at("virtualized"), 3u);
 }
 
+TEST(AuditChain, NetworkAttemptsAreListedWhateverTheirClass) {
+    MemFile f;
+    ChainWriter w(f.fd.get(), ChainOptions{"job-net", kDefaultMaxLogBytes, false});
+    Event denied = socket_try(1);
+    denied.cls = "policy";  // a denial the policy routed to the supervisor
+    w.append(denied);
+    w.append(denied);
+    Event conn = socket_try(2);
+    conn.syscall = "connect";
+    conn.args = "fd 3, AF_INET 93.184.216.34:443";
+    conn.value = "-ENETUNREACH";
+    w.append(conn);
+    w.append(clock_read(3));
+    w.finish();
+    const Tally& t = w.tally();
+    ASSERT_EQ(t.network.size(), 2u);
+    EXPECT_EQ(t.network[0].syscall, "socket");
+    EXPECT_EQ(t.network[0].count, 2u);
+    EXPECT_EQ(t.network[1].args, "fd 3, AF_INET 93.184.216.34:443");
+    EXPECT_TRUE(is_network_event("sendmsg", "policy"));
+    EXPECT_FALSE(is_network_event("clock_gettime", "time"));
+}
+
 TEST(AuditChain, TraceKeepsRealValuesOnlyWhenAsked) {
     std::string traced = small_log("job-t", true);
     EXPECT_EQ(parse_line(lines_of(traced)[1]).body["real"], "1712345678.5");

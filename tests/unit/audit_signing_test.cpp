@@ -112,7 +112,8 @@ Evidence make_evidence(const PrivateKey& key, const std::string& job = "job-1") 
     Tally tally;
     Evidence ev;
     ev.bundle.log = small_log(job, false, &res, &tally);
-    SummaryFacts facts{kPolicy, 1714564800123, "succeeded", 0, std::nullopt, {"rdtsc: CPUID faulting unavailable"}};
+    SummaryFacts facts{kPolicy,    1714564800123, "succeeded", 0, std::nullopt, {"rdtsc: CPUID faulting unavailable"},
+                       uint64_t{6}, {"vdso patch failed in /usr/bin/x"}};
     Summary s = make_summary(ChainOptions{job, kDefaultMaxLogBytes, false}, res, tally, facts);
     Envelope se = sign_summary(s, key);
     ev.bundle.summary = serialize_envelope(se);
@@ -168,6 +169,11 @@ TEST(AuditSummary, SignedSummaryDescribesTheLogAndVerifies) {
     ASSERT_EQ(r.summary->network.size(), 1u);
     EXPECT_EQ(r.summary->network[0].syscall, "socket");
     ASSERT_EQ(r.summary->unvirtualizable.size(), 1u);
+    // The supervisor counted 6, the log got 5: said in the signed summary.
+    EXPECT_EQ(r.summary->supervisor_events, 6u);
+    ASSERT_EQ(r.summary->notes.size(), 2u);
+    EXPECT_EQ(r.summary->notes[0], "the supervisor reported 6 deviations, the audit log received 5 (1 lost on the way)");
+    EXPECT_EQ(r.summary->notes[1], "vdso patch failed in /usr/bin/x");
     EXPECT_EQ(r.summary->chain_head, r.chain.head);
     EXPECT_TRUE(r.attestation_checked);
     EXPECT_EQ(r.subjects.size(), 2u);

@@ -45,7 +45,7 @@ Export make_export(const audit::PrivateKey& key, const std::string& job) {
     Export e;
     e.log = audit::testing::small_log(job, true, &res, &tally);
     audit::Summary s = audit::make_summary(audit::ChainOptions{job, audit::kDefaultMaxLogBytes, true}, res, tally,
-                                           audit::SummaryFacts{sha256_hex("p"), 1714564800000, "succeeded", 0, {}, {}});
+                                           audit::SummaryFacts{sha256_hex("p"), 1714564800000, "succeeded", 0, {}, {}, {}, {}});
     audit::Envelope se = audit::sign_summary(s, key);
     e.summary = audit::serialize_envelope(se);
     audit::ProvenanceInputs in;

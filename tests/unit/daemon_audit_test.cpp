@@ -22,6 +22,7 @@
 #include "daemon/evidence_requests.hpp"
 #include "daemon/signing_key.hpp"
 #include "protocol/messages.hpp"
+#include "sandbox/determinism/wire.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace hermetic::daemon {
@@ -307,6 +308,47 @@ TEST(DaemonAuditWriter, AWriteErrorIsReportedNotSwallowed) {
     } catch (const AuditError& e) {
         EXPECT_NE(std::string(e.what()).find("could not be written"), std::string::npos) << e.what();
     }
+}
+
+TEST(DaemonAuditWriter, PumpFeedsTheSupervisorsWireStream) {
+    StateDir s;
+    SigningKeys keys(s.state);
+    std::string dir = s.job_dir("job-p");
+    AuditWriter w(dir, {"job-p", audit::kDefaultMaxLogBytes, true});
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    UniqueFd rd(p[0]), wr(p[1]);
+    DeviationPump pump(std::move(rd), w);
+    std::string wire;
+    for (int i = 0; i < 1000; ++i)
+        sandbox::determinism::encode_deviation(
+            deviation(i, 2, "getrandom", "random", sandbox::DeviationAction::Virtualized, "v", "r"), wire);
+    // Written in odd-sized pieces: records straddle reads.
+    for (size_t pos = 0; pos < wire.size(); pos += 777)
+        ASSERT_TRUE(::write(wr.get(), wire.data() + pos, std::min<size_t>(777, wire.size() - pos)) > 0);
+    wr.reset();
+    pump.join();
+    EXPECT_EQ(pump.records(), 1000u);
+    EXPECT_EQ(pump.error(), "");
+    JobEvidence ev = evidence_for();
+    ev.supervisor_events = 1000;
+    AuditFinish f = w.finish(ev, *keys.current());
+    EXPECT_EQ(f.events, 1000u);
+    audit::VerifyReport r = audit::verify_bundle(bundle_of(dir), keys.keyring());
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_TRUE(r.summary->notes.empty());
+    EXPECT_EQ(r.summary->by_class.at("random"), 1000u);
+
+    // A stream cut inside a record is reported.
+    std::string dir2 = s.job_dir("job-p2");
+    AuditWriter w2(dir2, {"job-p2", audit::kDefaultMaxLogBytes, false});
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    UniqueFd rd2(p[0]), wr2(p[1]);
+    DeviationPump pump2(std::move(rd2), w2);
+    ASSERT_TRUE(::write(wr2.get(), wire.data(), 100) == 100);
+    wr2.reset();
+    pump2.join();
+    EXPECT_NE(pump2.error(), "");
 }
 
 TEST(DaemonAuditWriter, RefusesToReuseAnExistingLog) {
