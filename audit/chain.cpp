@@ -122,9 +122,13 @@ void ChainWriter::append(const Event& e) {
     auto it = fine_.find(key);
     const bool known = it != fine_.end();
     const bool can_add = !known && fine_.size() < max_fine_keys_;
+    // Novelty is remembered apart from aggregation slots, so that a new kind is
+    // still written one by one when the slots (bounded by the log's tail
+    // reserve) are all taken; its repeats then go to a catch-all.
+    const bool novel = !seen_.count(key) && seen_.size() < kMaxSeenKeys;
 
     // Before the bound every event is a candidate; after it, only a new kind.
-    if (!aggregating_ || can_add) {
+    if (!aggregating_ || novel) {
         Event bounded;
         bounded.vtime_ns = e.vtime_ns;
         bounded.pid = e.pid;
@@ -141,6 +145,7 @@ void ChainWriter::append(const Event& e) {
         uint64_t need = bytes_ + text_.size() + kLineOverhead + reserve(fine_.size() + (can_add ? 1 : 0)) +
                         (aggregating_ ? 0 : novel_reserve_);
         if (need <= opt_.max_bytes) {
+            if (novel) seen_.insert(key);
             if (can_add) fine_.emplace(std::move(key), Slot{syscall, action, cls});
             commit(text_);
             ++recorded_;

@@ -30,6 +30,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "audit/record.hpp"
@@ -44,6 +45,7 @@ inline constexpr size_t kMaxEndLine = 1024;
 inline constexpr size_t kMaxNetworkEntries = 64;
 inline constexpr size_t kMaxUnvirtualizable = 64;
 inline constexpr size_t kMaxSummaryKeys = 1024;  // distinct syscalls/classes in a summary
+inline constexpr size_t kMaxSeenKeys = 4096;     // kinds of event remembered as already seen
 inline constexpr const char* kOtherKey = "(other)";
 
 struct NetworkAttempt {
@@ -124,6 +126,7 @@ private:
     Tally tally_;
     std::unordered_map<std::string, size_t> network_index_;
     std::unordered_map<std::string, Slot> fine_;  // key: syscall \x1f action \x1f class
+    std::unordered_set<std::string> seen_;        // keys written one by one (novelty), bounded
     Slot catch_all_[kActionCount];                // ("*", action, "*") once fine_ is full
     size_t max_fine_keys_;
     uint64_t novel_reserve_;

@@ -271,6 +271,29 @@ TEST(AuditChain, FloodOfAMillionClockReadsStaysInItsBoundWithExactCounts) {
     EXPECT_EQ(socket_aggregated, 1u);
 }
 
+TEST(AuditChain, ANewKindIsWrittenEvenWhenEveryAggregationSlotIsTaken) {
+    MemFile f;
+    ChainWriter w(f.fd.get(), ChainOptions{"job-tiny", kMinMaxLogBytes, false});  // one slot
+    for (int i = 0; i < 5000; ++i) w.append(clock_read(i));
+    w.append(random_read(6000));
+    w.append(socket_try(6001, 4));
+    w.append(socket_try(6002, 4));
+    ChainResult res = w.finish();
+    std::string log = f.contents();
+    EXPECT_LE(log.size(), kMinMaxLogBytes);
+    ASSERT_TRUE(verify_chain(log).ok);
+    uint64_t sockets = 0, randoms = 0, catch_all = 0;
+    for_each_record(log, [&](uint64_t, const ParsedLine& p) {
+        if (p.body["kind"] == "event" && p.body["syscall"] == "socket") ++sockets;
+        if (p.body["kind"] == "event" && p.body["syscall"] == "getrandom") ++randoms;
+        if (p.body["kind"] == "aggregate" && p.body["syscall"] == "*") catch_all += p.body["count"].get<uint64_t>();
+    });
+    EXPECT_EQ(sockets, 1u);
+    EXPECT_EQ(randoms, 1u);
+    EXPECT_EQ(catch_all, 1u);  // the second socket
+    EXPECT_EQ(res.recorded + res.aggregated, 5003u);
+}
+
 TEST(AuditChain, ManyDistinctKindsFallIntoCatchAllsWithinTheBound) {
     constexpr uint64_t kBound = 16 << 10;
     MemFile f;
