@@ -18,7 +18,7 @@ struct Ev {
     uint64_t n = 0;
     int64_t vpid = 0;
     int64_t nr = 0;
-    std::string exe, syscall, args, value;
+    std::string exe, syscall, cls, args, value;
     std::optional<std::string> real;
 };
 
@@ -44,6 +44,7 @@ Parsed parse(std::string_view log) {
             e.nr = b.at("nr").get<int64_t>();
             e.exe = b.at("exe").get<std::string>();
             e.syscall = b.at("syscall").get<std::string>();
+            e.cls = b.at("class").get<std::string>();
             e.args = b.at("args").get<std::string>();
             e.value = b.at("value").get<std::string>();
             if (auto it = b.find("real"); it != b.end()) e.real = it->get<std::string>();
@@ -87,8 +88,8 @@ json diff_logs(std::string_view log1, std::string_view log2, const DiffOptions& 
 
     auto make = [&](const char* kind, const Ev* x, const Ev* y, size_t index) {
         const Ev& any = x ? *x : *y;
-        json d{{"kind", kind}, {"vpid", any.vpid}, {"index", index}, {"exe", any.exe}, {"syscall", any.syscall},
-               {"nr", any.nr}};
+        json d{{"kind", kind},          {"vpid", any.vpid},       {"index", index}, {"exe", any.exe},
+               {"syscall", any.syscall}, {"class", any.cls}, {"nr", any.nr}};
         d["n1"] = x ? json(x->n) : json(nullptr);
         d["n2"] = y ? json(y->n) : json(nullptr);
         d["args1"] = x ? json(x->args) : json(nullptr);

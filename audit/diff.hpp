@@ -35,7 +35,7 @@ struct DiffOptions {
 // Result (JSON, as sent to the client):
 // {"job1","job2","identical":bool,"compared":pairs,"events1","events2",
 //  "differences":[{"kind","vpid","index" (k within the process),"n1","n2",
-//                  "exe","syscall","nr","args1","args2","value1","value2",
+//                  "exe","syscall","class","nr","args1","args2","value1","value2",
 //                  "real1","real2","context":[{"n","syscall","args","value"}]}],
 //  "total_differences", "by_kind":{kind:count}, "by_syscall":{syscall:count},
 //  "processes_only_in_job1":[vpid...], "processes_only_in_job2":[vpid...],

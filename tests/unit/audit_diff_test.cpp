@@ -47,6 +47,7 @@ TEST(AuditDiff, PointsAtTheSyscallWhoseRealValueDiffered) {
     const json& first = d["differences"][0];
     EXPECT_EQ(first["kind"], "real");
     EXPECT_EQ(first["syscall"], "clock_gettime");
+    EXPECT_EQ(first["class"], "time");
     EXPECT_EQ(first["vpid"], 2);
     EXPECT_EQ(first["index"], 1);  // the process's second deviation
     EXPECT_EQ(first["n1"], 2);
