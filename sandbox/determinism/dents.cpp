@@ -125,7 +125,7 @@ Reply Engine::dents_call(Task& t, const seccomp_notif& n) {
         char* r = out.data() + at;
         if (is64) {
             RawDirent64 d{e.vino, static_cast<int64_t>(i + 1), static_cast<uint16_t>(reclen), e.type};
-            std::memcpy(r, &d, sizeof d);
+            std::memcpy(r, &d, offsetof(struct dirent64, d_name));  // not the struct's tail padding
             std::memcpy(r + offsetof(struct dirent64, d_name), e.name.data(), namelen);
         } else {
             // struct linux_dirent: ino, off, reclen, name, NUL, ..., type in the last byte.

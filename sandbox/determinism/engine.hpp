@@ -150,6 +150,7 @@ public:
     Reply dents_call(Task& t, const seccomp_notif& n);
     Reply stat_call(Task& t, const seccomp_notif& n);
     Reply utime_call(Task& t, const seccomp_notif& n);
+    bool served_stat(int dirfd, const char* path, int flags, const std::string& canonical, struct statx& stx);
     Reply finish_stat(Task& t, const seccomp_notif& n, uint64_t buf, bool want_statx, unsigned mask,
                       const struct statx& stx, const std::string& canonical);
 

@@ -295,9 +295,12 @@ void Engine::setup_fanotify(pid_t pid) {
         }
     }
 
-    fanotify_.reset(::fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME | FAN_REPORT_FID | FAN_UNLIMITED_QUEUE |
-                                        FAN_NONBLOCK | FAN_CLOEXEC,
-                                    O_RDONLY | O_CLOEXEC));
+    // FAN_REPORT_TARGET_FID (5.17+): create/move events also name the new file.
+    constexpr unsigned kTargetFid = 0x1000;
+    const unsigned flags = FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME | FAN_REPORT_FID | FAN_UNLIMITED_QUEUE | FAN_NONBLOCK |
+                           FAN_CLOEXEC;
+    fanotify_.reset(::fanotify_init(flags | kTargetFid, O_RDONLY | O_CLOEXEC));
+    if (!fanotify_ && errno == EINVAL) fanotify_.reset(::fanotify_init(flags, O_RDONLY | O_CLOEXEC));
     if (!fanotify_) {
         note(std::string("fanotify unavailable (") + errno_string(errno) +
              "): files the build changes keep the epoch as their time");
@@ -511,9 +514,11 @@ Reply Engine::stat_call(Task& t, const seccomp_notif& n) {
         if (s.dirfd == AT_FDCWD) f = open_base(t, AT_FDCWD, "", err);
         else f = pidfd_getfd_of(*this, p, s.dirfd, err);
         if (!f) return error(err ? err : EBADF);
-        if (::statx(f.get(), "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS | STATX_BTIME, &stx) != 0)
-            return error(errno);
         canonical = fd_path(f.get());
+        if (::statx(f.get(), "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS, &stx) != 0) {
+            int e = errno;
+            if (!(e == EACCES && served_stat(f.get(), "", AT_EMPTY_PATH, canonical, stx))) return error(e);
+        }
     } else {
         path = rewrite_proc_self(t, path);
         UniqueFd base = open_base(t, s.dirfd, path, err);
@@ -522,11 +527,21 @@ Reply Engine::stat_call(Task& t, const seccomp_notif& n) {
         int follow = s.flags & (AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT);
         {
             AsBuild as(*this);
-            if (::statx(dirfd, path.c_str(), follow | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS | STATX_BTIME, &stx) != 0)
-                return error(errno);
+            // Basic fields only, never a forced sync: for the served files the
+            // kernel then answers from its cache instead of asking us (FUSE).
+            if (::statx(dirfd, path.c_str(), follow | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS, &stx) != 0) {
+                int e = errno;
+                if (e != EACCES) return error(e);
+                // The served files refuse a stat from outside the sandbox's user
+                // namespace (FUSE): recognize them by where they are bound.
+                UniqueFd o(::openat(dirfd, path.c_str(), O_PATH | O_CLOEXEC | ((s.flags & AT_SYMLINK_NOFOLLOW) ? O_NOFOLLOW : 0)));
+                if (!o) return error(e);
+                canonical = fd_path(o.get());
+                if (!served_stat(o.get(), "", AT_EMPTY_PATH, canonical, stx)) return error(e);
+            }
         }
         FileKey k{makedev(stx.stx_dev_major, stx.stx_dev_minor), stx.stx_ino};
-        if (!vinos_.count(k)) {
+        if (canonical.empty() && !vinos_.count(k)) {
             // First sight: its identity comes from its canonical path.
             AsBuild as(*this);
             UniqueFd o(::openat(dirfd, path.c_str(),
@@ -633,6 +648,24 @@ Reply Engine::finish_stat(Task& t, const seccomp_notif& n, uint64_t buf, bool wa
     return r;
 }
 
+bool Engine::served_stat(int dirfd, const char* path, int flags, const std::string& canonical, struct statx& stx) {
+    struct statx sx{};
+    // A mask of nothing is what FUSE answers anyone: the device alone.
+    if (!served_dev_ || ::statx(dirfd, path, flags | AT_STATX_SYNC_AS_STAT, 0, &sx) != 0 ||
+        makedev(sx.stx_dev_major, sx.stx_dev_minor) != served_dev_)
+        return false;
+    auto& files = served_files();
+    for (size_t i = 0; i < files.size(); ++i) {
+        if (canonical != std::string("/") + files[i].target) continue;
+        stx = sx;
+        stx.stx_ino = i + 2;
+        stx.stx_mode = static_cast<uint16_t>(files[i].mode);
+        stx.stx_nlink = 1;
+        return true;
+    }
+    return false;
+}
+
 // ---- utime family
 
 Reply Engine::utime_call(Task& t, const seccomp_notif& n) {
@@ -699,9 +732,15 @@ Reply Engine::utime_call(Task& t, const seccomp_notif& n) {
     // then remember the virtual times.
     struct statx stx{};
     int err = 0;
+    auto served = [&](int d, const char* rel, int fl) {
+        struct statx sx{};
+        return served_dev_ && ::statx(d, rel, fl | AT_STATX_SYNC_AS_STAT, 0, &sx) == 0 &&
+               makedev(sx.stx_dev_major, sx.stx_dev_minor) == served_dev_;
+    };
     if (by_fd) {
         UniqueFd f = pidfd_getfd_of(*this, p, dirfd, err);
         if (!f) return error(err ? err : EBADF);
+        if (served(f.get(), "", AT_EMPTY_PATH)) return error(EPERM);  // owned by root, like the real ones
         AsBuild as(*this);
         if (::futimens(f.get(), have_times ? ts : nullptr) != 0) return error(errno);
         if (::statx(f.get(), "", AT_EMPTY_PATH, STATX_INO, &stx) != 0) return error(errno);
@@ -710,6 +749,7 @@ Reply Engine::utime_call(Task& t, const seccomp_notif& n) {
         UniqueFd base = open_base(t, dirfd, path, err);
         if (err) return error(err);
         int d = base ? base.get() : AT_FDCWD;
+        if (served(d, path.c_str(), flags & AT_SYMLINK_NOFOLLOW)) return error(EPERM);
         AsBuild as(*this);
         if (::utimensat(d, path.c_str(), have_times ? ts : nullptr, flags & AT_SYMLINK_NOFOLLOW) != 0) return error(errno);
         if (::statx(d, path.c_str(), flags & AT_SYMLINK_NOFOLLOW, STATX_INO, &stx) != 0) return error(errno);

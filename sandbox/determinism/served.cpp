@@ -137,6 +137,7 @@ UniqueFd Engine::open_fuse_device(pid_t init_pid) {
 namespace {
 
 constexpr int64_t kNs = 1'000'000'000;
+constexpr uint64_t kForever = 10ull * 365 * 86400;  // seconds
 
 std::string fixed(double v) {
     char b[32];
@@ -296,6 +297,9 @@ void Engine::on_fuse() {
                 }
                 out.nodeid = ino;
                 out.generation = 1;
+                // Cached for good: the supervisor's own stat of a served file (for the
+                // build) must never need an answer from itself.
+                out.entry_valid = out.attr_valid = kForever;
                 out.attr = attr_of(ino);
                 reply.send(0, &out, sizeof out);
                 break;
@@ -307,12 +311,15 @@ void Engine::on_fuse() {
                 }
                 fuse_attr_out out{};
                 out.attr = attr_of(in.nodeid);
+                out.attr_valid = kForever;
                 reply.send(0, &out, sizeof out);
                 break;
             }
             case FUSE_OPEN: case FUSE_OPENDIR: {
                 fuse_open_out out{};
-                out.open_flags = FOPEN_DIRECT_IO;
+                // No FLUSH on close: the supervisor closes its copies of build fds that
+                // may be served files, and must not wait for itself.
+                out.open_flags = FOPEN_DIRECT_IO | FOPEN_NOFLUSH;
                 reply.send(0, &out, sizeof out);
                 break;
             }

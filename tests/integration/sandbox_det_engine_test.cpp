@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <regex>
+#include <sstream>
 #include <iostream>
 #include <thread>
 
@@ -54,6 +55,18 @@ std::string without_unvirtualizable(std::string out, const Summary& s) {
     return out;
 }
 
+std::string first_difference(const std::string& a, const std::string& b) {
+    std::istringstream ia(a), ib(b);
+    std::string la, lb;
+    for (int n = 1;; ++n) {
+        bool ga = static_cast<bool>(std::getline(ia, la)), gb = static_cast<bool>(std::getline(ib, lb));
+        if (!ga && !gb) return "no difference";
+        if (ga != gb || la != lb)
+            return "outputs differ at line " + std::to_string(n) + ":\n  first:  " + (ga ? la : "<end>") +
+                   "\n  second: " + (gb ? lb : "<end>");
+    }
+}
+
 // Runs twice: the second time on another CPU, at least 1.1 s later, with the
 // source files created in reverse order. Expects the same output.
 std::pair<MiniSandboxResult, MiniSandboxResult> twice(MiniSandboxOptions o) {
@@ -68,7 +81,7 @@ std::pair<MiniSandboxResult, MiniSandboxResult> twice(MiniSandboxOptions o) {
     EXPECT_EQ(a.status, 0) << a.err;
     EXPECT_EQ(b.status, 0) << b.err;
     std::string ao = without_unvirtualizable(a.out, a.summary), bo = without_unvirtualizable(b.out, b.summary);
-    EXPECT_EQ(ao, bo) << "first:\n" << a.out << "\nsecond:\n" << b.out;
+    EXPECT_TRUE(ao == bo) << first_difference(ao, bo);
     return {std::move(a), std::move(b)};
 }
 
@@ -176,6 +189,66 @@ TEST(DetIdentity, HostFactsAreFixed) {
     EXPECT_EQ(r.out.find(u.release), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("hostname hermetic\n"), std::string::npos) << r.out;
     for (const auto& n : r.summary.notes) ADD_FAILURE() << "note: " << n;
+}
+
+std::vector<std::pair<std::string, std::string>> many_files(int n) {
+    std::vector<std::pair<std::string, std::string>> files = {{"big/", ""}};
+    for (int i = 0; i < n; ++i) {
+        char name[64];
+        // Names that sort differently from creation order and from hash order.
+        std::snprintf(name, sizeof name, "big/f%05d-%x", (i * 7919) % n, i * 2654435761u);
+        files.push_back({name, std::to_string(i)});
+    }
+    return files;
+}
+
+TEST(DetDirs, ThreeThousandEntriesSortedOnAnyBufferSize) {
+    for (const char* bufsize : {"100", "4096", "65536"}) {
+        auto o = options({probe("det_fs"), "list", "/build/big", bufsize});
+        o.files = many_files(3000);
+        auto [a, b] = twice(o);
+        EXPECT_NE(a.out.find("entries 3002\n"), std::string::npos) << a.out.substr(0, 400);
+        EXPECT_NE(a.out.find("readdir entries 3002"), std::string::npos);
+        EXPECT_NE(a.out.find("rewound first: .\n"), std::string::npos);
+        EXPECT_NE(a.out.find("after f00000-0: f00001-"), std::string::npos);  // ., .., f00000, then the fourth
+        // Sorted by name bytes.
+        std::vector<std::string> names;
+        std::istringstream in(a.out);
+        std::string line;
+        while (std::getline(in, line) && names.size() < 3002) names.push_back(line.substr(0, line.find(' ')));
+        EXPECT_TRUE(std::is_sorted(names.begin(), names.end())) << bufsize;
+        EXPECT_EQ(a.summary.denied.size(), 0u);
+    }
+}
+
+TEST(DetFiles, MetadataIsVirtualAndOrdered) {
+    auto o = options({probe("det_fs"), "create"});
+    o.files = {{"src.txt", "hello"}};
+    auto [a, b] = twice(o);
+    EXPECT_NE(a.out.find("c newer than b: yes"), std::string::npos) << a.out;
+    // Files of the source tree, the system and /dev show the epoch.
+    auto section = [&](const std::string& path) {
+        auto p = a.out.find("== " + path + "\n");
+        return p == std::string::npos ? std::string() : a.out.substr(p, a.out.find("\n==", p + 1) - p);
+    };
+    for (const char* path : {"/build/src.txt", "/usr/bin/env", "/dev/null"})
+        EXPECT_NE(section(path).find("mtime 1700000000.000000000"), std::string::npos) << section(path);
+    // Explicit times are kept.
+    EXPECT_NE(section("/build/made/a").find("mtime 1234567890.000000500"), std::string::npos) << section("/build/made/a");
+    // Build-created files carry logical times after the epoch.
+    EXPECT_EQ(section("/build/made/b").find("mtime 1700000000.000000000"), std::string::npos) << section("/build/made/b");
+    EXPECT_NE(section("/build/made/b").find("mtime 1700000000.0000"), std::string::npos) << section("/build/made/b");
+    // Created files: born during the build.
+    EXPECT_EQ(section("/build/made/c").find("btime 1700000000.000000000"), std::string::npos) << section("/build/made/c");
+    // The served random device still looks like one.
+    EXPECT_NE(section("/dev/urandom").find("mode 20666"), std::string::npos) << section("/dev/urandom");
+    // No host uid/gid, inode or device numbers from the host's file systems.
+    struct stat st{};
+    ASSERT_EQ(::stat("/usr/bin/env", &st), 0);
+    EXPECT_EQ(section("/usr/bin/env").find("ino " + std::to_string(st.st_ino) + " "), std::string::npos);
+    EXPECT_NE(section("/build/src.txt").find("uid 1000 gid 1000"), std::string::npos) << section("/build/src.txt");
+    for (const auto& n : a.summary.notes) ADD_FAILURE() << "note: " << n;
+    for (const auto& [what, count] : a.summary.denied) ADD_FAILURE() << "denied: " << what << " x" << count;
 }
 
 }  // namespace

@@ -136,6 +136,8 @@ int main(int argc, char **argv) {
         char buf[64] = {0};
         int fd = open("/build/made/b", O_RDONLY);
         read(fd, buf, sizeof buf - 1);
+        struct stat rs;
+        fstat(fd, &rs); /* what stdio does: a virtualized call between reading and writing */
         close(fd);
         put("/build/made/c", buf);
         put("/tmp/t1", "tmp");
