@@ -38,6 +38,11 @@ struct DeterminismConfig {
 
     // Record one Deviation per virtualized call (off: counts only, for benchmarks).
     bool record_deviations = true;
+    // Serve clock_gettime/gettimeofday/time from a page in the process (the
+    // patched vDSO) instead of trapping each read: single-threaded processes
+    // only (the reads of a multi-threaded one would depend on its scheduling).
+    // Reads served in-process are recorded in batches. Off with `trace`.
+    bool in_process_clock = true;
 };
 
 // What the supervisor did, for the job's summary.
@@ -53,6 +58,8 @@ struct Summary {
     uint64_t execs = 0;
     uint64_t trap_ns_total = 0;                  // supervisor time spent in handlers
     uint64_t traps = 0;
+    uint64_t stops = 0;                          // ptrace stops (exec, fork, exit, signals, ...)
+    uint64_t stop_ns_total = 0;                  // supervisor time spent on them
 };
 
 }  // namespace hermetic::sandbox::determinism

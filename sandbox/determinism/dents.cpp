@@ -56,7 +56,11 @@ Reply Engine::dents_call(Task& t, const seccomp_notif& n) {
     const size_t count = std::min<size_t>(static_cast<unsigned>(a[2]), 1 << 20);
 
     if (!p.pidfd) p.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, p.tgid, 0)));
-    UniqueFd dir(static_cast<int>(::syscall(SYS_pidfd_getfd, p.pidfd.get(), fd, 0)));
+    UniqueFd dir;
+    {
+        WithPtrace cap(*this);
+        dir.reset(static_cast<int>(::syscall(SYS_pidfd_getfd, p.pidfd.get(), fd, 0)));
+    }
     if (!dir) return error(EBADF);
     struct stat st{};
     if (::fstat(dir.get(), &st) != 0) return error(errno);
@@ -66,8 +70,19 @@ Reply Engine::dents_call(Task& t, const seccomp_notif& n) {
 
     off_t pos = ::lseek(dir.get(), 0, SEEK_CUR);
     DirSnapshot& snap = p.dirs[fd];
-    bool same_dir = snap.dev == st.st_dev && snap.ino == st.st_ino && !snap.entries.empty();
-    if (pos == 0 || !same_dir) {
+    bool same_dir = snap.dev == st.st_dev && snap.ino == st.st_ino && snap.entries;
+    auto key = std::make_pair(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
+    const int64_t mt = st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec;
+    const int64_t ct = st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec;
+    auto cached = listings_.find(key);
+    if ((pos == 0 || !same_dir) && cached != listings_.end() && cached->second.mtime == mt && cached->second.ctime == ct &&
+        cached->second.size == static_cast<uint64_t>(st.st_size)) {
+        // Unchanged since it was last listed: the same sorted entries.
+        snap = DirSnapshot{};
+        snap.dev = st.st_dev;
+        snap.ino = st.st_ino;
+        snap.entries = cached->second.entries;
+    } else if (pos == 0 || !same_dir) {
         // A fresh listing: read it whole through a private descriptor (its own position).
         char link[32];
         std::snprintf(link, sizeof link, "self/fd/%d", dir.get());
@@ -77,6 +92,7 @@ Reply Engine::dents_call(Task& t, const seccomp_notif& n) {
         snap = DirSnapshot{};
         snap.dev = st.st_dev;
         snap.ino = st.st_ino;
+        auto entries = std::make_shared<std::vector<DirSnapshot::Entry>>();
         std::vector<char> raw(1 << 16);
         for (;;) {
             long got = ::syscall(SYS_getdents64, priv.get(), raw.data(), raw.size());
@@ -98,23 +114,27 @@ Reply Engine::dents_call(Task& t, const seccomp_notif& n) {
                     std::string child = dpath == "/" ? "/" + nm : dpath + "/" + nm;
                     vino = it != vinos_.end() ? it->second : as_ino(fnv(child, fnv("path:")));
                 }
-                snap.entries.push_back({std::move(nm), vino, d.d_type});
+                entries->push_back({std::move(nm), vino, d.d_type});
                 off += d.d_reclen;
             }
         }
-        std::sort(snap.entries.begin(), snap.entries.end(),
+        std::sort(entries->begin(), entries->end(),
                   [](const DirSnapshot::Entry& x, const DirSnapshot::Entry& y) { return x.name < y.name; });
+        snap.entries = entries;
+        if (listings_.size() > 4096) listings_.clear();
+        listings_[key] = Listing{mt, ct, static_cast<uint64_t>(st.st_size), entries};
         snap.index = 0;
     } else if (pos != snap.last_pos && pos >= 0) {
         // The caller moved (seekdir/lseek): positions are our indices.
-        snap.index = std::min<size_t>(static_cast<size_t>(pos), snap.entries.size());
+        snap.index = std::min<size_t>(static_cast<size_t>(pos), snap.entries->size());
     }
+    const auto& entries = *snap.entries;
 
     std::vector<char> out;
     out.reserve(count);
     size_t i = snap.index;
-    for (; i < snap.entries.size(); ++i) {
-        const auto& e = snap.entries[i];
+    for (; i < entries.size(); ++i) {
+        const auto& e = entries[i];
         size_t namelen = e.name.size();
         size_t reclen;
         if (is64) reclen = (offsetof(struct dirent64, d_name) + namelen + 1 + 7) & ~size_t{7};
@@ -138,14 +158,14 @@ Reply Engine::dents_call(Task& t, const seccomp_notif& n) {
             r[reclen - 1] = static_cast<char>(e.type);
         }
     }
-    if (out.empty() && i < snap.entries.size()) return error(EINVAL);  // buffer too small for one entry
+    if (out.empty() && i < entries.size()) return error(EINVAL);  // buffer too small for one entry
     if (!out.empty() && !write_mem(p, buf, out.data(), out.size())) return error(EFAULT);
     snap.index = i;
     snap.last_pos = ::lseek(dir.get(), static_cast<off_t>(i), SEEK_SET);
     Reply r;
     r.kind = Reply::Value;
     r.val = static_cast<int64_t>(out.size());
-    r.value = std::to_string(out.size()) + " bytes, entries " + std::to_string(i) + "/" + std::to_string(snap.entries.size());
+    r.value = std::to_string(out.size()) + " bytes, entries " + std::to_string(i) + "/" + std::to_string(entries.size());
     return r;
 }
 

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cpuid.h>
+#include <cstddef>
 #include <cstring>
 
 #include <nlohmann/json.hpp>
@@ -23,6 +24,7 @@
 #include "common/io.hpp"
 #include "common/sys_error.hpp"
 #include "sandbox/control_channel.hpp"
+#include "sandbox/determinism/vdso.hpp"
 #include "sandbox/determinism/wire.hpp"
 #include "syscall-policy/determinism_rules.hpp"
 
@@ -95,7 +97,56 @@ Task* Engine::task(pid_t tid) {
     return it == tasks_.end() ? nullptr : it->second.get();
 }
 
-void Engine::tick(Process& p) {
+void Engine::fold(Task& t) {
+    Process& p = *t.proc;
+    if (!p.inproc) return;
+    uint64_t counter = 0;
+    if (!read_mem(p, policy::kScratchBase, &counter, sizeof counter) || counter == 0) return;
+    t.vt += static_cast<int64_t>(counter) * cfg_.clock_step_ns;
+    // One record for the batch (each read was served without a trap).
+    summary_.by_syscall["clock read (in-process vDSO)"] += counter;
+    summary_.by_class["time"] += counter;
+    if (cfg_.record_deviations) {
+        Deviation d;
+        d.virtual_time_ns = t.vt;
+        d.real_pid = t.tid;
+        resolve_vpid(t);
+        d.virtual_pid = t.vtid;
+        d.exe = p.exe.substr(0, 256);
+        d.syscall = "clock_gettime";
+        d.args = "in-process vDSO";
+        d.cls = "time";
+        d.value = std::to_string(counter) + " reads, up to " + std::to_string(t.vt);
+        if (dev_buf_.empty()) dev_first_ = Clock::now();
+        encode_deviation(d, dev_buf_);
+    }
+    uint64_t zero = 0;
+    if (!write_mem(p, policy::kScratchBase, &zero, sizeof zero)) p.inproc = false;
+}
+
+void Engine::publish(Task& t) {
+    Process& p = *t.proc;
+    // An armed timer moves the clock when its real deadline passes: only a trap sees that.
+    bool eligible = cfg_.in_process_clock && !cfg_.trace && p.scratch && !p.shared_mm && !p.multithreaded &&
+                    p.tasks == 1 && t.timers.empty();
+    if (!eligible) {
+        if (p.inproc) disable_clock_page(t);
+        return;
+    }
+    ClockPage page{0, t.vt, cfg_.clock_step_ns, mono_ns(t) - t.vt, 1, 0};
+    p.inproc = write_mem(p, policy::kScratchBase, &page, sizeof page);
+}
+
+void Engine::disable_clock_page(Task& t) {
+    Process& p = *t.proc;
+    if (!p.inproc) return;
+    fold(t);
+    uint32_t off = 0;
+    (void)write_mem(p, policy::kScratchBase + offsetof(ClockPage, enabled), &off, sizeof off);
+    p.inproc = false;
+}
+
+void Engine::tick(Task& p) {
     if (!p.timers.empty()) {
         timespec now{};
         ::clock_gettime(CLOCK_REALTIME, &now);
@@ -211,12 +262,13 @@ int Engine::run() noexcept {
             }
             // Ptrace stops first: a re-issued call's interrupt stop, a new task's
             // first stop, an exec.
+            if (p[4].revents) fanotify_ready_ = true;
             if (p[1].revents) on_sigchld();
             if (p[2].revents & POLLIN) on_notification();
             if (p[2].revents & (POLLHUP | POLLERR | POLLNVAL)) listener_.reset();  // every filter user is gone
             if (p[3].revents) on_fuse();
-            if (p[4].revents) drain_fanotify();
             if (p[0].revents) on_control();
+            if (fanotify_ready_) drain_fanotify();  // keep the queue short when nobody traps
             flush_deviations(false);
         }
         return 0;
@@ -323,12 +375,6 @@ void Engine::start(pid_t pid, UniqueFd listener) {
         }
         if (::syscall(SYS_setgroups, groups.size(), groups.data()) != 0) throw_errno("setgroups (build's groups)");
     }
-    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
-    __user_cap_data_struct data[2]{};
-    if (::syscall(SYS_capget, &hdr, data) != 0) throw_errno("capget");
-    full_caps_[0] = data[0].effective;
-    full_caps_[1] = data[1].effective;
-
     setup_fanotify(pid);
 
     // Absolute paths the build hands us resolve in its root: ours from now on.
@@ -336,9 +382,24 @@ void Engine::start(pid_t pid, UniqueFd listener) {
     UniqueFd root(::openat(hostproc_.get(), path, O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!root) throw_errno("open the build's root");
     if (::fchdir(root.get()) != 0 || ::chroot(".") != 0 || ::chdir("/") != 0) throw_errno("chroot into the build's root");
+    // From now on files are the build's to see: its fsuid/fsgid (no DAC override).
+    (void)::syscall(SYS_setfsgid, build_gid_);
+    (void)::syscall(SYS_setfsuid, build_uid_);
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    if (::syscall(SYS_capget, &hdr, data) != 0) throw_errno("capget");
+    permitted_caps_[0] = data[0].permitted;
+    permitted_caps_[1] = data[1].permitted;
+    lookup_caps_[0] = data[0].effective;
+    lookup_caps_[1] = data[1].effective;
+    lookup_caps_[CAP_SYS_PTRACE / 32] &= ~(uint64_t{1} << (CAP_SYS_PTRACE % 32));
+    set_ptrace_cap(false);
 
     check_host_sources();
-    attach(pid);
+    {
+        WithPtrace cap(*this);
+        attach(pid);
+    }
     started_ = true;
 }
 
@@ -382,10 +443,16 @@ void Engine::on_notification() {
         record(*t, n, r, "policy");
         return;
     }
-    drain_fanotify();
-    tick(*t->proc);
+    // The caller's own file events were queued before its call, so before this
+    // poll returned: drain only when poll saw any.
+    if (fanotify_ready_) drain_fanotify();
+    const int nr = n.data.nr;
+    const bool timey = nr == SYS_sysinfo || std::strcmp(class_of(nr), "time") == 0;
+    if (timey) fold(*t);
+    tick(*t);
     try {
         r = handle(*t, n);
+        if (timey) publish(*t);
     } catch (const std::exception& e) {
         // An internal error fails the call closed.
         r = Reply{};
@@ -393,10 +460,12 @@ void Engine::on_notification() {
         r.error = ENOSYS;
         deny_note(name_of(n.data.nr) + ": internal error: " + e.what());
     }
-    respond(n, r, t);
     if (!r.quiet) record(*t, n, r, nullptr);
+    // The supervisor's own work per call (the answer wakes the caller, which may
+    // then run on this CPU first: that is not ours to count).
     summary_.traps++;
     summary_.trap_ns_total += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+    respond(n, r, t);
 }
 
 void Engine::respond(const seccomp_notif& n, const Reply& r, Task* t) {
@@ -430,13 +499,13 @@ bool Engine::place_in_slot(Task& t, const std::vector<uint8_t>& data, determinis
     Process& p = *t.proc;
     if (!p.scratch || data.size() > kSlotSize) return false;
     if (t.slot < 0) {
-        if (p.slots.empty()) p.slots.assign(policy::kScratchSize / kSlotSize, 0);
+        if (p.slots.empty()) p.slots.assign((policy::kScratchSize - kClockPageBytes) / kSlotSize, 0);
         auto it = std::find(p.slots.begin(), p.slots.end(), 0);
         if (it == p.slots.end()) return false;
         *it = t.tid;
         t.slot = static_cast<int>(it - p.slots.begin());
     }
-    uint64_t addr = policy::kScratchBase + static_cast<uint64_t>(t.slot) * kSlotSize;
+    uint64_t addr = policy::kScratchBase + kClockPageBytes + static_cast<uint64_t>(t.slot) * kSlotSize;
     if (!write_mem(p, addr, data.data(), data.size())) return false;
     re.args[static_cast<size_t>(re.slot_arg)] = addr;
     return true;
@@ -477,7 +546,7 @@ void Engine::record(Task& t, const seccomp_notif& n, const Reply& r, const char*
     summary_.by_class[c]++;
     if (!cfg_.record_deviations) return;
     Deviation d;
-    d.virtual_time_ns = t.proc->vt;
+    d.virtual_time_ns = t.vt;
     d.real_pid = t.tid;
     resolve_vpid(t);
     d.virtual_pid = t.vtid;
@@ -503,7 +572,7 @@ void Engine::record_insn(Task& t, const char* what, const std::string& value) {
     summary_.by_class["time"]++;
     if (!cfg_.record_deviations) return;
     Deviation d;
-    d.virtual_time_ns = t.proc->vt;
+    d.virtual_time_ns = t.vt;
     d.real_pid = t.tid;
     resolve_vpid(t);
     d.virtual_pid = t.vtid;

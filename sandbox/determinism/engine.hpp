@@ -43,7 +43,7 @@ struct DirSnapshot {
         uint64_t vino;
         unsigned char type;
     };
-    std::vector<Entry> entries;
+    std::shared_ptr<const std::vector<Entry>> entries;
     size_t index = 0;     // next entry to return
     int64_t last_pos = -1;  // the file position we left (to notice seeks)
 };
@@ -51,21 +51,19 @@ struct DirSnapshot {
 struct Process {
     pid_t tgid = 0;
     std::string id;         // identity of the task that created it (files it creates carry it)
-    int64_t vt = 0;         // logical CLOCK_REALTIME, ns
-    int64_t pending = 0;    // data-flow merges (files read), applied at the next trapped call
-    int64_t start_vt = 0;
+    int64_t start_vt = 0;   // the creating task's clock when the process began
     uint32_t execs = 0;
     std::string exe;
     UniqueFd mem;           // /proc/PID/mem of the current image
     UniqueFd pidfd;
     bool scratch = false;   // the scratch region is mapped (set at exec)
+    bool inproc = false;    // its clock page is enabled: clock reads are served in-process
+    bool shared_mm = false; // a vfork/CLONE_VM child before its exec (shares the parent's page)
+    bool multithreaded = false;
     std::vector<pid_t> slots;  // scratch slot -> owning tid (0: free)
     std::map<int, DirSnapshot> dirs;  // getdents state by fd
     std::unordered_map<uint64_t, uint64_t> anon_inodes;  // pipes/sockets: real ino -> per-process number
     int tasks = 0;
-    // Armed absolute timers (timerfd, posix): when the real deadline has passed,
-    // the next virtualized call moves the clock to the virtual one.
-    std::vector<std::pair<int64_t, int64_t>> timers;  // (real CLOCK_REALTIME ns, virtual ns)
 };
 
 struct Reissue {
@@ -79,7 +77,15 @@ struct Task {
     std::shared_ptr<Process> proc;
     std::string id;          // pedigree: "1", "1.2", "1.2.1" (k-th task created by its creator)
     uint32_t children = 0;
+    // The logical clock (CLOCK_REALTIME, ns). Per thread: what a thread reads
+    // depends on its own history only, not on how its siblings were scheduled;
+    // a new thread or process starts from its creator's clock.
+    int64_t vt = 0;
+    int64_t pending = 0;     // data-flow merges (files read), applied at the next trapped call
     int64_t start_vt = 0;
+    // Armed absolute timers: once the real deadline has passed, the next
+    // virtualized call moves the clock to the virtual one.
+    std::vector<std::pair<int64_t, int64_t>> timers;  // (real CLOCK_REALTIME ns, virtual ns)
     pid_t vtid = 0, vtgid = 0;  // in the sandbox's pid namespace (0: not looked up yet)
     std::unique_ptr<Prng> getrandom_stream, urandom_stream;
     uint32_t uuids = 0;
@@ -125,7 +131,10 @@ public:
 
     // --- shared helpers (engine.cpp)
     Task* task(pid_t tid);
-    void tick(Process& p);                   // one virtualized call happened in p
+    void tick(Task& t);                      // one virtualized call happened in t
+    void fold(Task& t);                      // take in the reads served in-process since the last fold
+    void publish(Task& t);                   // (re)arm the clock page with the task's clock
+    void disable_clock_page(Task& t);
     std::string read_string(Process& p, uint64_t addr, size_t max, int& err);
     bool read_mem(Process& p, uint64_t addr, void* out, size_t n);
     bool write_mem(Process& p, uint64_t addr, const void* in, size_t n);
@@ -137,7 +146,7 @@ public:
     const DeterminismConfig& cfg() const { return cfg_; }
 
     // --- clocks (time.cpp)
-    int64_t mono_ns(const Process& p) const { return p.vt - epoch_ns() + cfg_.uptime_at_epoch_s * 1'000'000'000LL; }
+    int64_t mono_ns(const Task& t) const { return t.vt - epoch_ns() + cfg_.uptime_at_epoch_s * 1'000'000'000LL; }
     int64_t epoch_ns() const { return cfg_.epoch * 1'000'000'000LL; }
     bool virtual_clock(const Task& t, int64_t clk, int64_t& out_ns) const;
 
@@ -167,9 +176,10 @@ public:
     bool is_marked_dev(uint64_t dev) const;
 
     // --- acting as the build for path lookups (fsmeta.cpp)
-    struct AsBuild {
-        explicit AsBuild(Engine& e);
-        ~AsBuild();
+    void set_ptrace_cap(bool on);
+    struct WithPtrace {
+        explicit WithPtrace(Engine& e);
+        ~WithPtrace();
         Engine& e;
     };
     UniqueFd open_base(Task& t, int dirfd, const std::string& path, int& err);
@@ -216,7 +226,9 @@ public:
     // Build credentials (host ids) and the id maps, for lookups as the build.
     uint32_t build_uid_ = 0, build_gid_ = 0;
     std::vector<std::array<uint32_t, 3>> uid_map_, gid_map_;
-    uint64_t full_caps_[2] = {0, 0};
+    uint64_t permitted_caps_[2] = {0, 0};
+    uint64_t lookup_caps_[2] = {0, 0};     // effective set after start(): no CAP_SYS_PTRACE, no DAC caps
+    bool fanotify_ready_ = false;          // poll saw events: drain before the next call
 
     // Files.
     std::unordered_map<FileKey, FileTimes, FileKeyHash> times_;
@@ -226,6 +238,13 @@ public:
     std::vector<uint64_t> marked_devs_;
     std::map<std::vector<uint8_t>, uint64_t> fsid_dev_; // fanotify fsid -> real dev
     std::map<uint64_t, UniqueFd> mount_fds_;           // marked file systems (open_by_handle_at)
+    // Sorted listings, reused while the directory is unchanged (same ctime/mtime/size).
+    struct Listing {
+        int64_t mtime = 0, ctime = 0;
+        uint64_t size = 0;
+        std::shared_ptr<const std::vector<DirSnapshot::Entry>> entries;
+    };
+    std::map<std::pair<uint64_t, uint64_t>, Listing> listings_;
     uint64_t served_dev_ = 0;                           // the served files' FUSE file system
 
     // Notification buffers (libseccomp's, sized for this kernel).

@@ -99,27 +99,28 @@ statx_timestamp stx_ts(int64_t ns) {
 
 // ---- acting as the build
 
-Engine::AsBuild::AsBuild(Engine& eng) : e(eng) {
-    (void)::syscall(SYS_setfsgid, e.build_gid_);
-    (void)::syscall(SYS_setfsuid, e.build_uid_);
-    // No capability may help a lookup the build could not make itself (magic
-    // links into other processes, DAC overrides).
+// From start() on, the supervisor's file-system identity is the build's (fsuid,
+// fsgid, groups: no DAC override) and CAP_SYS_PTRACE is not in its effective set,
+// so a path the build hands it resolves exactly as for the build: no /proc magic
+// link the build could not follow. WithPtrace raises it for the calls that take
+// another process's descriptor (pidfd_getfd).
+void Engine::set_ptrace_cap(bool on) {
     __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
     __user_cap_data_struct data[2]{};
-    (void)::syscall(SYS_capget, &hdr, data);
-    data[0].effective = data[1].effective = 0;
-    if (::syscall(SYS_capset, &hdr, data) != 0) throw_errno("capset (drop effective)");
+    data[0].permitted = static_cast<uint32_t>(permitted_caps_[0]);
+    data[1].permitted = static_cast<uint32_t>(permitted_caps_[1]);
+    data[0].effective = static_cast<uint32_t>(lookup_caps_[0]);
+    data[1].effective = static_cast<uint32_t>(lookup_caps_[1]);
+    if (on) data[CAP_SYS_PTRACE / 32].effective |= 1u << (CAP_SYS_PTRACE % 32);
+    if (::syscall(SYS_capset, &hdr, data) != 0) throw_errno("capset");
 }
 
-Engine::AsBuild::~AsBuild() {
-    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
-    __user_cap_data_struct data[2]{};
-    (void)::syscall(SYS_capget, &hdr, data);
-    data[0].effective = static_cast<uint32_t>(e.full_caps_[0]);
-    data[1].effective = static_cast<uint32_t>(e.full_caps_[1]);
-    (void)::syscall(SYS_capset, &hdr, data);
-    (void)::syscall(SYS_setfsuid, 0);
-    (void)::syscall(SYS_setfsgid, 0);
+Engine::WithPtrace::WithPtrace(Engine& eng) : e(eng) { e.set_ptrace_cap(true); }
+Engine::WithPtrace::~WithPtrace() {
+    try {
+        e.set_ptrace_cap(false);
+    } catch (...) {
+    }
 }
 
 std::string Engine::rewrite_proc_self(Task& t, const std::string& path) {
@@ -153,7 +154,7 @@ UniqueFd pidfd_getfd_of(Engine& e, Process& p, int fd, int& err) {
             return {};
         }
     }
-    (void)e;
+    Engine::WithPtrace cap(e);
     UniqueFd dup(static_cast<int>(::syscall(SYS_pidfd_getfd, p.pidfd.get(), fd, 0)));
     if (!dup) err = errno == EBADF ? EBADF : errno;
     return dup;
@@ -297,8 +298,8 @@ void Engine::setup_fanotify(pid_t pid) {
 
     // FAN_REPORT_TARGET_FID (5.17+): create/move events also name the new file.
     constexpr unsigned kTargetFid = 0x1000;
-    const unsigned flags = FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME | FAN_REPORT_FID | FAN_UNLIMITED_QUEUE | FAN_NONBLOCK |
-                           FAN_CLOEXEC;
+    const unsigned flags = FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME | FAN_REPORT_FID | FAN_REPORT_TID |
+                           FAN_UNLIMITED_QUEUE | FAN_NONBLOCK | FAN_CLOEXEC;
     fanotify_.reset(::fanotify_init(flags | kTargetFid, O_RDONLY | O_CLOEXEC));
     if (!fanotify_ && errno == EINVAL) fanotify_.reset(::fanotify_init(flags, O_RDONLY | O_CLOEXEC));
     if (!fanotify_) {
@@ -339,6 +340,7 @@ bool handle_ino(const file_handle* fh, uint64_t& ino) {
 }  // namespace
 
 void Engine::drain_fanotify() {
+    fanotify_ready_ = false;
     if (!fanotify_) return;
     alignas(fanotify_event_metadata) char buf[64 << 10];
     for (;;) {
@@ -351,13 +353,9 @@ void Engine::drain_fanotify() {
                 note("fanotify queue overflow: some file times are not tracked");
                 continue;
             }
-            // The event's process: its leader's tid is its tgid.
-            Process* p = nullptr;
-            if (Task* t = task(m->pid)) p = t->proc.get();
-            else
-                for (auto& [tid, t2] : tasks_)
-                    if (t2->proc->tgid == m->pid) p = t2->proc.get();
-            if (!p) continue;  // the supervisor, init's helpers
+            // The thread that caused it (FAN_REPORT_TID).
+            Task* p = task(m->pid);
+            if (!p) continue;  // the supervisor, init's helpers, a thread already gone
             std::optional<FileKey> obj, dir;
             std::string name;
             std::vector<uint8_t> dir_handle;
@@ -412,14 +410,17 @@ void Engine::drain_fanotify() {
                         } else {
                             auto mfd = mount_fds_.find(dir_dev);
                             if (mfd != mount_fds_.end() && !dir_handle.empty()) {
+                                // Needs CAP_DAC_READ_SEARCH, which only fsuid 0 has.
+                                (void)::syscall(SYS_setfsuid, 0);
                                 UniqueFd dfd(::open_by_handle_at(mfd->second.get(),
                                                                  reinterpret_cast<file_handle*>(dir_handle.data()),
                                                                  O_PATH | O_CLOEXEC));
+                                (void)::syscall(SYS_setfsuid, build_uid_);
                                 if (dfd) dv = vino_for(*dir, fd_path(dfd.get()));
                             }
                         }
                     }
-                    vinos_[*obj] = as_ino(fnv(p->id, fnv(name, fnv("created:", dv))));
+                    vinos_[*obj] = as_ino(fnv(p->proc->id, fnv(name, fnv("created:", dv))));
                 } else {
                     ft.ctime = std::max(ft.ctime, vt);
                 }
@@ -510,14 +511,23 @@ Reply Engine::stat_call(Task& t, const seccomp_notif& n) {
     std::string canonical;
     int err = 0;
     if (!s.has_path) {
-        UniqueFd f;
-        if (s.dirfd == AT_FDCWD) f = open_base(t, AT_FDCWD, "", err);
-        else f = pidfd_getfd_of(*this, p, s.dirfd, err);
-        if (!f) return error(err ? err : EBADF);
-        canonical = fd_path(f.get());
-        if (::statx(f.get(), "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS, &stx) != 0) {
-            int e = errno;
-            if (!(e == EACCES && served_stat(f.get(), "", AT_EMPTY_PATH, canonical, stx))) return error(e);
+        // The caller's descriptor, through its /proc magic link: one lookup, no copy.
+        char link[48];
+        if (s.dirfd == AT_FDCWD) std::snprintf(link, sizeof link, "%d/cwd", t.tid);
+        else if (s.dirfd < 0) return error(EBADF);
+        else std::snprintf(link, sizeof link, "%d/fd/%d", t.tid, s.dirfd);
+        if (::statx(hostproc_.get(), link, AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS, &stx) != 0) {
+            int e = errno == ENOENT ? EBADF : errno;
+            char buf[4096];
+            ssize_t len = ::readlinkat(hostproc_.get(), link, buf, sizeof buf);
+            if (len > 0) canonical.assign(buf, static_cast<size_t>(len));
+            if (!(e == EACCES && served_stat(hostproc_.get(), link, 0, canonical, stx))) return error(e);
+        }
+        FileKey k{makedev(stx.stx_dev_major, stx.stx_dev_minor), stx.stx_ino};
+        if (canonical.empty() && !vinos_.count(k)) {
+            char buf[4096];
+            ssize_t len = ::readlinkat(hostproc_.get(), link, buf, sizeof buf);
+            if (len > 0) canonical.assign(buf, static_cast<size_t>(len));
         }
     } else {
         path = rewrite_proc_self(t, path);
@@ -525,8 +535,7 @@ Reply Engine::stat_call(Task& t, const seccomp_notif& n) {
         if (err) return error(err);
         int dirfd = base ? base.get() : AT_FDCWD;
         int follow = s.flags & (AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT);
-        {
-            AsBuild as(*this);
+        {  // (resolved as the build: see set_ptrace_cap)
             // Basic fields only, never a forced sync: for the served files the
             // kernel then answers from its cache instead of asking us (FUSE).
             if (::statx(dirfd, path.c_str(), follow | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS, &stx) != 0) {
@@ -543,7 +552,6 @@ Reply Engine::stat_call(Task& t, const seccomp_notif& n) {
         FileKey k{makedev(stx.stx_dev_major, stx.stx_dev_minor), stx.stx_ino};
         if (canonical.empty() && !vinos_.count(k)) {
             // First sight: its identity comes from its canonical path.
-            AsBuild as(*this);
             UniqueFd o(::openat(dirfd, path.c_str(),
                                 O_PATH | O_CLOEXEC | ((s.flags & AT_SYMLINK_NOFOLLOW) ? O_NOFOLLOW : 0)));
             if (o) canonical = fd_path(o.get());
@@ -741,7 +749,6 @@ Reply Engine::utime_call(Task& t, const seccomp_notif& n) {
         UniqueFd f = pidfd_getfd_of(*this, p, dirfd, err);
         if (!f) return error(err ? err : EBADF);
         if (served(f.get(), "", AT_EMPTY_PATH)) return error(EPERM);  // owned by root, like the real ones
-        AsBuild as(*this);
         if (::futimens(f.get(), have_times ? ts : nullptr) != 0) return error(errno);
         if (::statx(f.get(), "", AT_EMPTY_PATH, STATX_INO, &stx) != 0) return error(errno);
     } else {
@@ -750,7 +757,6 @@ Reply Engine::utime_call(Task& t, const seccomp_notif& n) {
         if (err) return error(err);
         int d = base ? base.get() : AT_FDCWD;
         if (served(d, path.c_str(), flags & AT_SYMLINK_NOFOLLOW)) return error(EPERM);
-        AsBuild as(*this);
         if (::utimensat(d, path.c_str(), have_times ? ts : nullptr, flags & AT_SYMLINK_NOFOLLOW) != 0) return error(errno);
         if (::statx(d, path.c_str(), flags & AT_SYMLINK_NOFOLLOW, STATX_INO, &stx) != 0) return error(errno);
     }
@@ -759,11 +765,11 @@ Reply Engine::utime_call(Task& t, const seccomp_notif& n) {
     FileTimes& ft = touch_times(k);
     auto pick = [&](const timespec& x, int64_t& field) {
         if (x.tv_nsec == UTIME_OMIT) return;
-        field = x.tv_nsec == UTIME_NOW ? p.vt : x.tv_sec * kNs + x.tv_nsec;
+        field = x.tv_nsec == UTIME_NOW ? t.vt : x.tv_sec * kNs + x.tv_nsec;
     };
     pick(ts[0], ft.atime);
     pick(ts[1], ft.mtime);
-    ft.ctime = std::max(ft.ctime, p.vt);
+    ft.ctime = std::max(ft.ctime, t.vt);
     return value(0, "mtime " + std::to_string(ft.mtime / kNs));
 }
 

@@ -85,7 +85,7 @@ Reply Engine::identity_call(Task& t, const seccomp_notif& n) {
         }
         case SYS_sysinfo: {
             struct sysinfo si{};
-            si.uptime = mono_ns(p) / 1'000'000'000;
+            si.uptime = mono_ns(t) / 1'000'000'000;
             si.totalram = cfg_.memory_bytes;
             si.freeram = cfg_.memory_bytes / 2;
             si.procs = 1;

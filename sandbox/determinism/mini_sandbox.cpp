@@ -264,7 +264,8 @@ MiniSandboxResult run_mini_sandbox(const MiniSandboxOptions& o) {
     SocketPair control = make_socketpair(), handoff = make_socketpair();
     MiniSandboxResult result;
     auto t0 = Clock::now();
-    long pid = ::syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD,
+    long pid = ::syscall(SYS_clone,
+                         CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | SIGCHLD,
                          0, 0, 0, 0);
     if (pid < 0) throw_errno("clone the mini sandbox");
     if (pid == 0) {

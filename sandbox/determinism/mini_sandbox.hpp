@@ -2,8 +2,8 @@
 // the reference for integrating the hooks (each hook is called exactly where the
 // job runner, init and build_exec must call it).
 //
-// The test process (root) clones an init into new user, pid, mount, UTS and IPC
-// namespaces; init builds a tmpfs root with the host's /usr (read-only), /etc
+// The test process (root) clones an init into new user, pid, mount, UTS, IPC and
+// network namespaces; init builds a tmpfs root with the host's /usr (read-only), /etc
 // (read-only, generated passwd/group/hosts/machine-id), private /build, /out,
 // /tmp, a minimal /dev, /proc and /sys, mounts the served files, pivots, enters
 // a time namespace and forks the build as uid 1000 with no_new_privs and the

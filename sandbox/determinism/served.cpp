@@ -167,7 +167,7 @@ constexpr const char* kCpuFlags =
 std::string served_content(const Engine& e, ServedKind kind, Task* reader) {
     const DeterminismConfig& c = e.cfg();
     const uint32_t cpus = std::max<uint32_t>(1, c.cpus);
-    const int64_t uptime_ns = reader ? e.mono_ns(*reader->proc) : c.uptime_at_epoch_s * kNs;
+    const int64_t uptime_ns = reader ? e.mono_ns(*reader) : c.uptime_at_epoch_s * kNs;
     switch (kind) {
         case ServedKind::Cpuinfo: {
             std::string s;
@@ -356,6 +356,10 @@ void Engine::on_fuse() {
                         content = uuid_from(b) + "\n";
                         summary_.by_class["random"]++;
                     } else {
+                        if (reader && f->kind == ServedKind::Uptime) {
+                            fold(*reader);
+                            publish(*reader);
+                        }
                         content = served_content(*this, f->kind, reader);
                         summary_.by_class["identity"]++;
                     }

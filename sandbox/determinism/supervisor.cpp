@@ -144,7 +144,8 @@ void release_build(int sock) {
 void to_json(json& j, const Summary& s) {
     j = json{{"by_syscall", s.by_syscall}, {"by_class", s.by_class}, {"denied", s.denied},
              {"unvirtualizable", s.unvirtualizable}, {"notes", s.notes}, {"processes", s.processes},
-             {"execs", s.execs}, {"trap_ns_total", s.trap_ns_total}, {"traps", s.traps}};
+             {"execs", s.execs}, {"trap_ns_total", s.trap_ns_total}, {"traps", s.traps}, {"stops", s.stops},
+             {"stop_ns_total", s.stop_ns_total}};
 }
 void from_json(const json& j, Summary& s) {
     s.by_syscall = j.value("by_syscall", std::map<std::string, uint64_t>{});
@@ -156,6 +157,8 @@ void from_json(const json& j, Summary& s) {
     s.execs = j.value("execs", uint64_t{0});
     s.trap_ns_total = j.value("trap_ns_total", uint64_t{0});
     s.traps = j.value("traps", uint64_t{0});
+    s.stops = j.value("stops", uint64_t{0});
+    s.stop_ns_total = j.value("stop_ns_total", uint64_t{0});
 }
 
 void to_json(json& j, const DeterminismConfig& c) {

@@ -77,24 +77,24 @@ bool Engine::virtual_clock(const Task& t, int64_t clk, int64_t& out) const {
             // Another task of the build: its own logical CPU time.
             for (const auto& [tid, other] : tasks_) {
                 if (other->vtid == pid) {
-                    out = other->proc->vt - (thread ? other->start_vt : other->proc->start_vt);
+                    out = other->vt - (thread ? other->start_vt : other->proc->start_vt);
                     return true;
                 }
             }
             return false;
         }
-        out = p.vt - (thread ? t.start_vt : p.start_vt);
+        out = t.vt - (thread ? t.start_vt : p.start_vt);
         return true;
     }
     switch (clk) {
-        case CLOCK_REALTIME: case CLOCK_REALTIME_COARSE: case CLOCK_REALTIME_ALARM: out = p.vt; return true;
-        case CLOCK_TAI: out = p.vt + kTaiOffset; return true;
+        case CLOCK_REALTIME: case CLOCK_REALTIME_COARSE: case CLOCK_REALTIME_ALARM: out = t.vt; return true;
+        case CLOCK_TAI: out = t.vt + kTaiOffset; return true;
         case CLOCK_MONOTONIC: case CLOCK_MONOTONIC_RAW: case CLOCK_MONOTONIC_COARSE: case CLOCK_BOOTTIME:
         case CLOCK_BOOTTIME_ALARM:
-            out = mono_ns(p);
+            out = mono_ns(t);
             return true;
-        case CLOCK_PROCESS_CPUTIME_ID: out = p.vt - p.start_vt; return true;
-        case CLOCK_THREAD_CPUTIME_ID: out = p.vt - t.start_vt; return true;
+        case CLOCK_PROCESS_CPUTIME_ID: out = t.vt - p.start_vt; return true;
+        case CLOCK_THREAD_CPUTIME_ID: out = t.vt - t.start_vt; return true;
         default: return false;
     }
 }
@@ -126,16 +126,16 @@ Reply Engine::time_call(Task& t, const seccomp_notif& n) {
             return value(0, ts_text(res));
         }
         case SYS_gettimeofday: {
-            timeval tv{static_cast<time_t>(p.vt / kNs), static_cast<suseconds_t>((p.vt % kNs) / 1000)};
+            timeval tv{static_cast<time_t>(t.vt / kNs), static_cast<suseconds_t>((t.vt % kNs) / 1000)};
             if (a[0] && !write_mem(p, a[0], &tv, sizeof tv)) return error(EFAULT);
             struct timezone tz{0, 0};
             if (a[1] && !write_mem(p, a[1], &tz, sizeof tz)) return error(EFAULT);
-            Reply r = value(0, ts_text(p.vt));
+            Reply r = value(0, ts_text(t.vt));
             if (cfg_.trace) r.real = ts_text(real_now(CLOCK_REALTIME));
             return r;
         }
         case SYS_time: {
-            int64_t s = p.vt / kNs;
+            int64_t s = t.vt / kNs;
             if (a[0] && !write_mem(p, a[0], &s, sizeof s)) return error(EFAULT);
             Reply r = value(s);
             if (cfg_.trace) r.real = std::to_string(real_now(CLOCK_REALTIME) / kNs);
@@ -144,15 +144,15 @@ Reply Engine::time_call(Task& t, const seccomp_notif& n) {
         case SYS_times: {
             // Clock ticks (USER_HZ = 100): logical CPU time, nothing for children.
             struct tms tm{};
-            tm.tms_utime = static_cast<clock_t>((p.vt - p.start_vt) / (kNs / 100));
+            tm.tms_utime = static_cast<clock_t>((t.vt - p.start_vt) / (kNs / 100));
             if (a[0] && !write_mem(p, a[0], &tm, sizeof tm)) return error(EFAULT);
-            return value(mono_ns(p) / (kNs / 100));
+            return value(mono_ns(t) / (kNs / 100));
         }
         case SYS_getrusage: {
             int who = static_cast<int>(a[0]);
             if (who != RUSAGE_SELF && who != RUSAGE_CHILDREN && who != RUSAGE_THREAD) return error(EINVAL);
             struct rusage ru{};
-            int64_t cpu = who == RUSAGE_SELF ? p.vt - p.start_vt : who == RUSAGE_THREAD ? p.vt - t.start_vt : 0;
+            int64_t cpu = who == RUSAGE_SELF ? t.vt - p.start_vt : who == RUSAGE_THREAD ? t.vt - t.start_vt : 0;
             ru.ru_utime = {static_cast<time_t>(cpu / kNs), static_cast<suseconds_t>((cpu % kNs) / 1000)};
             if (!write_mem(p, a[1], &ru, sizeof ru)) return error(EFAULT);
             return value(0, "utime " + ts_text(cpu));
@@ -219,7 +219,7 @@ Reply Engine::wait_call(Task& t, const seccomp_notif& n) {
     const auto* a = n.data.args;
     const int nr = n.data.nr;
     auto advance = [&](int64_t d) {
-        if (d > 0) p.vt += d;
+        if (d > 0) t.vt += d;
     };
     // A relative timeout at a[idx]: the clock advances by it; the call is
     // re-issued with our copy of it (the kernel uses exactly what we read).
@@ -322,7 +322,7 @@ Reply Engine::wait_call(Task& t, const seccomp_notif& n) {
                 }
                 its.it_value = ns_ts(real);
                 // Who waits for the timer and then reads the clock must find it past the deadline.
-                if (p.timers.size() < 64) p.timers.emplace_back(real_now(CLOCK_REALTIME) + remaining, p.vt + remaining);
+                if (t.timers.size() < 64) t.timers.emplace_back(real_now(CLOCK_REALTIME) + remaining, t.vt + remaining);
             }
             Reply r;
             r.kind = Reply::Reissue;

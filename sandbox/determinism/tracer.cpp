@@ -33,6 +33,17 @@ UniqueFd open_in_proc(int hostproc, pid_t pid, const char* what, int flags) {
     return UniqueFd(::openat(hostproc, path, flags | O_CLOEXEC));
 }
 
+// /proc/PID/mem: as the build's uid (the image is dumpable), or with
+// CAP_SYS_PTRACE for one that is not (an exec of an unreadable binary).
+UniqueFd open_mem(Engine& e, pid_t pid) {
+    UniqueFd fd = open_in_proc(e.hostproc_.get(), pid, "mem", O_RDWR);
+    if (!fd && errno == EACCES && e.started_) {
+        Engine::WithPtrace cap(e);
+        fd = open_in_proc(e.hostproc_.get(), pid, "mem", O_RDWR);
+    }
+    return fd;
+}
+
 std::string readlink_in_proc(int hostproc, pid_t pid, const char* what) {
     char path[64], buf[4096];
     std::snprintf(path, sizeof path, "%d/%s", pid, what);
@@ -43,18 +54,19 @@ std::string readlink_in_proc(int hostproc, pid_t pid, const char* what) {
 }  // namespace
 
 void Engine::attach(pid_t pid) {
-    long opts = PTRACE_O_TRACEEXEC | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL;
+    long opts = PTRACE_O_TRACEEXEC | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE |
+                PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL;
     if (::ptrace(PTRACE_SEIZE, pid, 0, opts) != 0) throw_errno("ptrace(PTRACE_SEIZE) of the build process");
     auto proc = std::make_shared<Process>();
     proc->tgid = pid;
     proc->id = "1";
-    proc->vt = proc->start_vt = epoch_ns();
+    proc->start_vt = epoch_ns();
     proc->tasks = 1;
     auto t = std::make_unique<Task>();
     t->tid = pid;
     t->proc = proc;
     t->id = "1";
-    t->start_vt = proc->vt;
+    t->vt = t->start_vt = proc->start_vt;
     t->started = true;  // seized while running: no initial stop
     tasks_[pid] = std::move(t);
     summary_.processes++;
@@ -70,7 +82,11 @@ void Engine::on_sigchld() {
         int status = 0;
         pid_t pid = ::waitpid(-1, &status, WNOHANG | __WALL);
         if (pid <= 0) break;
+        auto t0 = std::chrono::steady_clock::now();
         handle_stop(pid, status);
+        summary_.stops++;
+        summary_.stop_ns_total += static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
     }
 }
 
@@ -126,15 +142,28 @@ void Engine::handle_stop(pid_t tid, int status) {
         case PTRACE_EVENT_FORK: case PTRACE_EVENT_VFORK: case PTRACE_EVENT_CLONE: {
             unsigned long child = 0;
             (void)::ptrace(PTRACE_GETEVENTMSG, tid, 0, &child);
-            bool thread = false;
+            bool thread = false, shares_mm = event == PTRACE_EVENT_VFORK;
             if (event == PTRACE_EVENT_CLONE) {
                 user_regs_struct regs{};
-                if (::ptrace(PTRACE_GETREGS, tid, 0, &regs) == 0) thread = regs.rdi & CLONE_THREAD;
+                if (::ptrace(PTRACE_GETREGS, tid, 0, &regs) == 0) {
+                    thread = regs.rdi & CLONE_THREAD;
+                    shares_mm = regs.rdi & CLONE_VM;
+                }
             }
+            // Two tasks on one clock page would read it in scheduling order: the
+            // page is turned off (a vfork parent gets it back at its next clock trap).
+            if (thread || shares_mm) disable_clock_page(*t);
+            if (thread) t->proc->multithreaded = true;
             if (child > 0) on_new_task(*t, static_cast<pid_t>(child), thread);
+            if (!thread && shares_mm && child > 0)
+                if (Task* c = task(static_cast<pid_t>(child))) c->proc->shared_mm = true;
             cont(tid, 0);
             return;
         }
+        case PTRACE_EVENT_EXIT:
+            fold(*t);  // count the last reads served in-process
+            cont(tid, 0);
+            return;
         case PTRACE_EVENT_STOP: {
             if (!t->started) {  // its first stop
                 t->started = true;
@@ -165,7 +194,7 @@ void Engine::handle_stop(pid_t tid, int status) {
 }
 
 void Engine::on_new_task(Task& parent, pid_t child, bool thread) {
-    tick(*parent.proc);  // creating a task is an event of its creator
+    tick(parent);  // creating a task is an event of its creator
     auto nt = std::make_unique<Task>();
     nt->tid = child;
     nt->id = parent.id + "." + std::to_string(++parent.children);
@@ -178,17 +207,18 @@ void Engine::on_new_task(Task& parent, pid_t child, bool thread) {
         const Process& pp = *parent.proc;
         np->tgid = child;
         np->id = nt->id;
-        np->vt = np->start_vt = pp.vt;
-        np->pending = pp.pending;
+        np->start_vt = parent.vt;
         np->execs = pp.execs;
         np->exe = pp.exe;
         np->scratch = pp.scratch;  // fork copies the mapping, vfork shares it
+        np->inproc = pp.inproc;    // and its clock page, with the parent's clock
         np->tasks = 1;
-        np->mem = open_in_proc(hostproc_.get(), child, "mem", O_RDWR);
+        np->mem = open_mem(*this, child);
         nt->proc = std::move(np);
         summary_.processes++;
     }
-    nt->start_vt = nt->proc->vt;
+    nt->vt = nt->start_vt = parent.vt;
+    nt->pending = parent.pending;
     auto early = early_stops_.find(child);
     bool stopped = early != early_stops_.end();
     if (stopped) early_stops_.erase(early);
@@ -204,13 +234,14 @@ void Engine::on_exec(Task& t) {
     Process& p = *t.proc;
     p.execs++;
     summary_.execs++;
-    p.mem = open_in_proc(hostproc_.get(), p.tgid, "mem", O_RDWR);
+    p.mem = open_mem(*this, p.tgid);
     p.pidfd.reset();
     p.exe = readlink_in_proc(hostproc_.get(), p.tgid, "exe");
     p.dirs.clear();
     p.anon_inodes.clear();
     p.slots.clear();
     p.scratch = false;
+    p.inproc = p.shared_mm = p.multithreaded = false;
     t.slot = -1;
     if (!p.mem) {
         note("exec: cannot open the memory of " + p.exe);
@@ -265,7 +296,7 @@ void Engine::on_exec(Task& t) {
         return;
     }
     if (image != cached_image) {
-        cached_plan = plan_vdso_patch(image);
+        cached_plan = plan_vdso_patch(image, cfg_.in_process_clock && !cfg_.trace);
         cached_image = image;
     }
     if (!cached_plan.ok) {
@@ -300,11 +331,12 @@ bool Engine::emulate_rdtsc(Task& t) {
     bool rdtsc = insn[0] == 0x0f && insn[1] == 0x31;
     bool rdtscp = insn[0] == 0x0f && insn[1] == 0x01 && insn[2] == 0xf9;
     if (!rdtsc && !rdtscp) return false;
-    Process& p = *t.proc;
     drain_fanotify();
-    tick(p);
+    fold(t);
+    tick(t);
+    publish(t);
     // A virtual TSC counting at tsc_hz since the virtual boot.
-    unsigned __int128 cycles = static_cast<unsigned __int128>(mono_ns(p)) * cfg_.tsc_hz / 1'000'000'000u;
+    unsigned __int128 cycles = static_cast<unsigned __int128>(mono_ns(t)) * cfg_.tsc_hz / 1'000'000'000u;
     uint64_t tsc = static_cast<uint64_t>(cycles);
     regs.rax = tsc & 0xffffffffu;
     regs.rdx = tsc >> 32;

@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <map>
 
@@ -12,9 +13,146 @@
 
 namespace hermetic::sandbox::determinism {
 
+// In-process clock routines (copied into the vDSO; position-independent, the
+// clock page at the fixed scratch address, no other memory). Offsets: counter 0,
+// base 8, step 16, mono_off 24, enabled 32.
+asm(R"(
+    .pushsection .rodata.hermetic_vdso_code, "a"
+    .intel_syntax noprefix
+    .globl hermetic_ip_cgt_start, hermetic_ip_cgt_end, hermetic_ip_gtod_start, hermetic_ip_gtod_end
+    .globl hermetic_ip_time_start, hermetic_ip_time_end, hermetic_ip_getcpu_start, hermetic_ip_getcpu_end
+hermetic_ip_cgt_start:
+    cmp edi, 11
+    ja 8f
+    mov eax, 1
+    mov ecx, edi
+    shl eax, cl
+    xor r8d, r8d
+    test eax, 0x121
+    jnz 1f
+    test eax, 0x800
+    jnz 2f
+    test eax, 0x2d2
+    jz 8f
+    mov edx, 0x10000
+    mov r8, qword ptr [rdx + 24]
+    jmp 1f
+2:
+    movabs r8, 37000000000
+1:
+    mov edx, 0x10000
+    cmp dword ptr [rdx + 32], 0
+    je 8f
+    mov eax, 1
+    lock xadd qword ptr [rdx], rax
+    add rax, 1
+    imul rax, qword ptr [rdx + 16]
+    add rax, qword ptr [rdx + 8]
+    add rax, r8
+    xor edx, edx
+    mov r9d, 1000000000
+    div r9
+    mov qword ptr [rsi], rax
+    mov qword ptr [rsi + 8], rdx
+    xor eax, eax
+    ret
+8:
+    mov eax, 228
+    syscall
+    ret
+hermetic_ip_cgt_end:
+hermetic_ip_gtod_start:
+    mov edx, 0x10000
+    cmp dword ptr [rdx + 32], 0
+    je 8f
+    test rdi, rdi
+    jz 1f
+    mov eax, 1
+    lock xadd qword ptr [rdx], rax
+    add rax, 1
+    imul rax, qword ptr [rdx + 16]
+    add rax, qword ptr [rdx + 8]
+    xor edx, edx
+    mov r9d, 1000000000
+    div r9
+    mov qword ptr [rdi], rax
+    mov rax, rdx
+    xor edx, edx
+    mov r9d, 1000
+    div r9
+    mov qword ptr [rdi + 8], rax
+1:
+    test rsi, rsi
+    jz 2f
+    mov qword ptr [rsi], 0
+2:
+    xor eax, eax
+    ret
+8:
+    mov eax, 96
+    syscall
+    ret
+hermetic_ip_gtod_end:
+hermetic_ip_time_start:
+    mov edx, 0x10000
+    cmp dword ptr [rdx + 32], 0
+    je 8f
+    mov eax, 1
+    lock xadd qword ptr [rdx], rax
+    add rax, 1
+    imul rax, qword ptr [rdx + 16]
+    add rax, qword ptr [rdx + 8]
+    xor edx, edx
+    mov r9d, 1000000000
+    div r9
+    test rdi, rdi
+    jz 1f
+    mov qword ptr [rdi], rax
+1:
+    ret
+8:
+    mov eax, 201
+    syscall
+    ret
+hermetic_ip_time_end:
+hermetic_ip_getcpu_start:
+    test rdi, rdi
+    jz 1f
+    mov dword ptr [rdi], 0
+1:
+    test rsi, rsi
+    jz 2f
+    mov dword ptr [rsi], 0
+2:
+    xor eax, eax
+    ret
+hermetic_ip_getcpu_end:
+    .att_syntax prefix
+    .popsection
+)");
+
+extern "C" const unsigned char hermetic_ip_cgt_start[], hermetic_ip_cgt_end[], hermetic_ip_gtod_start[],
+    hermetic_ip_gtod_end[], hermetic_ip_time_start[], hermetic_ip_time_end[], hermetic_ip_getcpu_start[],
+    hermetic_ip_getcpu_end[];
+
 namespace {
 
-constexpr size_t kSyscallStub = 8;  // mov eax, NR; syscall; ret
+static_assert(policy::kScratchBase == 0x10000, "the in-process routines hard-code the clock page address");
+static_assert(offsetof(ClockPage, base) == 8 && offsetof(ClockPage, step) == 16 && offsetof(ClockPage, mono_off) == 24 &&
+              offsetof(ClockPage, enabled) == 32, "the in-process routines hard-code the clock page layout");
+
+std::vector<uint8_t> bytes(const unsigned char* a, const unsigned char* b) { return {a, b}; }
+
+std::vector<uint8_t> in_process_code(int nr) {
+    switch (nr) {
+        case SYS_clock_gettime: return bytes(hermetic_ip_cgt_start, hermetic_ip_cgt_end);
+        case SYS_gettimeofday: return bytes(hermetic_ip_gtod_start, hermetic_ip_gtod_end);
+        case SYS_time: return bytes(hermetic_ip_time_start, hermetic_ip_time_end);
+        case SYS_getcpu: return bytes(hermetic_ip_getcpu_start, hermetic_ip_getcpu_end);
+        default: return {};
+    }
+}
+
 
 std::vector<uint8_t> syscall_stub(uint32_t nr) {
     std::vector<uint8_t> s = {0xb8, 0, 0, 0, 0, 0x0f, 0x05, 0xc3};
@@ -34,7 +172,7 @@ std::vector<uint8_t> jmp_to(uint64_t from, uint64_t to) {
 
 }  // namespace
 
-VdsoPlan plan_vdso_patch(const std::vector<uint8_t>& img) {
+VdsoPlan plan_vdso_patch(const std::vector<uint8_t>& img, bool in_process) {
     VdsoPlan plan;
     auto fail = [&](const char* why) {
         plan.ok = false;
@@ -86,13 +224,18 @@ VdsoPlan plan_vdso_patch(const std::vector<uint8_t>& img) {
     }
     if (fns.empty()) return fail("vDSO exports none of the clock functions");
 
+    auto code_for = [&](const Fn& fn) {
+        if (fn.nr < 0) return enosys_stub();
+        std::vector<uint8_t> c = in_process ? in_process_code(fn.nr) : std::vector<uint8_t>{};
+        return c.empty() ? syscall_stub(static_cast<uint32_t>(fn.nr)) : c;
+    };
     // The largest function holds the trampolines of the small ones and the init stub.
     auto pool_it = std::max_element(fns.begin(), fns.end(), [](auto& a, auto& b) { return a.second.size < b.second.size; });
     const Fn& pool = pool_it->second;
-    uint64_t cursor = pool.off + kSyscallStub;
+    uint64_t cursor = pool.off + code_for(pool).size();
     const uint64_t pool_end = pool.off + pool.size;
     for (const auto& [off, fn] : fns) {
-        std::vector<uint8_t> code = fn.nr < 0 ? enosys_stub() : syscall_stub(static_cast<uint32_t>(fn.nr));
+        std::vector<uint8_t> code = code_for(fn);
         if (fn.size >= code.size()) {
             plan.writes.emplace_back(fn.off, code);
         } else if (fn.size >= 5 && cursor + code.size() <= pool_end) {

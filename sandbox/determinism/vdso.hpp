@@ -20,8 +20,22 @@ struct VdsoPlan {
     std::vector<std::string> patched;  // symbol names, for the summary
 };
 
-// Parses the vDSO image (as read from the process) and plans the patch.
-VdsoPlan plan_vdso_patch(const std::vector<uint8_t>& image);
+// The clock page at policy::kScratchBase that in-process clock reads use (the
+// supervisor writes it; the patched vDSO increments `counter`).
+struct ClockPage {
+    uint64_t counter;   // reads served in-process since the supervisor last folded them
+    int64_t base;       // the task's logical CLOCK_REALTIME at that fold
+    int64_t step;       // advance per read
+    int64_t mono_off;   // CLOCK_MONOTONIC = realtime + mono_off
+    uint32_t enabled;   // 0: every read traps (multi-threaded processes, vfork children)
+    uint32_t pad;
+};
+inline constexpr size_t kClockPageBytes = 4096;  // the scratch slots start after it
+
+// Parses the vDSO image (as read from the process) and plans the patch. With
+// `in_process`, clock_gettime/gettimeofday/time read the clock page (falling
+// back to the syscall while it is disabled) and getcpu answers CPU 0 itself.
+VdsoPlan plan_vdso_patch(const std::vector<uint8_t>& image, bool in_process);
 
 // Code that mmaps the scratch region (fixed, read-write, never replacing
 // anything), clears the registers it used, and jumps to `entry`.

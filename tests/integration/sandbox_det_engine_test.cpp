@@ -76,7 +76,8 @@ std::pair<MiniSandboxResult, MiniSandboxResult> twice(MiniSandboxOptions o) {
     o.cpu = cpus_online() > 1 ? 1 : 0;
     std::reverse(o.files.begin(), o.files.end());
     // Directories must still come before what they contain.
-    std::stable_partition(o.files.begin(), o.files.end(), [](const auto& f) { return f.first.back() == '/'; });
+    auto dirs_end = std::stable_partition(o.files.begin(), o.files.end(), [](const auto& f) { return f.first.back() == '/'; });
+    std::sort(o.files.begin(), dirs_end);  // parents before their children
     MiniSandboxResult b = run(o);
     EXPECT_EQ(a.status, 0) << a.err;
     EXPECT_EQ(b.status, 0) << b.err;
@@ -92,14 +93,22 @@ long long field(const std::string& out, const std::string& key) {
     return std::stoll(m[2]);
 }
 
-TEST(DetTime, EveryReaderSeesTheLogicalClock) {
-    auto [a, b] = twice(options({probe("det_time"), "all"}));
+class DetTime : public ::testing::TestWithParam<bool> {};
+
+// In-process (the patched vDSO reads a page the supervisor keeps) and trapped
+// (every read is a syscall the supervisor answers): the same clock either way.
+TEST_P(DetTime, EveryReaderSeesTheLogicalClock) {
+    auto o = options({probe("det_time"), "all"});
+    o.config.in_process_clock = GetParam();
+    auto [a, b] = twice(o);
     // Seconds of every realtime reader are the epoch (the clock advances by 1 us a read).
     for (const char* k : {"realtime", "gettimeofday", "time", "raw-syscall realtime", "vdso realtime"})
         EXPECT_EQ(field(a.out, k), 1700000000) << k << "\n" << a.out;
     EXPECT_EQ(field(a.out, "monotonic"), 100) << a.out;  // uptime_at_epoch
     EXPECT_NE(a.out.find("date 2023-11-14 22:13:20"), std::string::npos) << a.out;
-    EXPECT_GT(a.summary.by_syscall["clock_gettime"], 10u);
+    EXPECT_GT(a.summary.by_syscall["clock_gettime"] + a.summary.by_syscall["clock read (in-process vDSO)"], 10u);
+    if (GetParam()) EXPECT_GT(a.summary.by_syscall["clock read (in-process vDSO)"], 5u);
+    else EXPECT_EQ(a.summary.by_syscall["clock read (in-process vDSO)"], 0u);
     if (rdtsc_virtualized(a.summary)) {
         EXPECT_NE(a.out.find("rdtsc 1000"), std::string::npos) << a.out;  // 100 s at 1 GHz
         EXPECT_GE(a.summary.by_syscall["rdtsc"], 1u);
@@ -111,7 +120,10 @@ TEST(DetTime, EveryReaderSeesTheLogicalClock) {
     for (const auto& n : a.summary.notes) ADD_FAILURE() << "note: " << n;
 }
 
-TEST(DetTime, EpochAndStepAreConfigurable) {
+INSTANTIATE_TEST_SUITE_P(Clock, DetTime, ::testing::Values(true, false),
+                         [](const auto& param_info) { return param_info.param ? "in_process" : "trapped"; });
+
+TEST(DetClock, EpochAndStepAreConfigurable) {
     auto o = options({probe("det_time"), "all"});
     o.config.epoch = 315532800;
     auto r = run(o);
@@ -147,7 +159,7 @@ INSTANTIATE_TEST_SUITE_P(Modes, DetWait,
                              return s;
                          });
 
-TEST(DetTime, BusyWaitOnTheClockFinishes) {
+TEST(DetClock, BusyWaitOnTheClockFinishes) {
     auto [a, b] = twice(options({probe("det_time"), "busy"}));
     EXPECT_NE(a.out.find("busy reads"), std::string::npos) << a.out;
 }
