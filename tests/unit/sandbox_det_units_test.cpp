@@ -1,0 +1,270 @@
+// Pure parts of the determinism engine: random streams, the deviation wire
+// format, the vDSO patch plan (on this kernel's real vDSO image) and the
+// in-process clock routines (run here, on a clock page mapped at the fixed
+// scratch address), and the determinism policy's decisions.
+#include <gtest/gtest.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+#include <cstring>
+#include <set>
+
+#include "sandbox/determinism/determinism.hpp"
+#include "sandbox/determinism/prng.hpp"
+#include "sandbox/determinism/served.hpp"
+#include "sandbox/determinism/vdso.hpp"
+#include "sandbox/determinism/wire.hpp"
+#include "syscall-policy/determinism_rules.hpp"
+
+namespace hermetic::sandbox::determinism {
+namespace {
+
+std::string bytes_hex(const std::vector<uint8_t>& v) {
+    static const char* d = "0123456789abcdef";
+    std::string s;
+    for (uint8_t b : v) s += {d[b >> 4], d[b & 15]};
+    return s;
+}
+
+std::vector<uint8_t> take(const StreamKey& k, const std::string& name, size_t n) {
+    std::vector<uint8_t> v(n);
+    stream_bytes(k, name, v.data(), n);
+    return v;
+}
+
+TEST(DetPrng, SameSeedSameStreamDifferentOtherwise) {
+    auto k1 = root_key(1), k1b = root_key(1), k2 = root_key(2);
+    EXPECT_EQ(take(k1, "getrandom/1.2", 64), take(k1b, "getrandom/1.2", 64));
+    EXPECT_NE(take(k1, "getrandom/1.2", 64), take(k2, "getrandom/1.2", 64));
+    EXPECT_NE(take(k1, "getrandom/1.2", 64), take(k1, "getrandom/1.3", 64));
+    // Names are not prefixes of one another's streams.
+    EXPECT_NE(take(k1, "a", 32), take(k1, "ab", 32));
+    // A stream read in pieces is the stream read at once.
+    Prng p(k1, "urandom/1");
+    std::vector<uint8_t> a(10), b(1000), whole = take(k1, "urandom/1", 1010);
+    p.fill(a.data(), a.size());
+    p.fill(b.data(), b.size());
+    a.insert(a.end(), b.begin(), b.end());
+    EXPECT_EQ(a, whole);
+    EXPECT_EQ(p.consumed(), 1010u);
+    // Not obviously broken: bytes spread over all values.
+    std::set<uint8_t> seen(whole.begin(), whole.end());
+    EXPECT_GT(seen.size(), 200u);
+    // ChaCha20 keystream, pinned: a change of generator would change every build.
+    EXPECT_EQ(bytes_hex(take(root_key(0), "x", 8)), "f529601fde2615b6");
+}
+
+TEST(DetWire, DeviationsRoundTripInPieces) {
+    std::string buf;
+    std::vector<Deviation> in(3);
+    for (size_t i = 0; i < in.size(); ++i) {
+        in[i].virtual_time_ns = 1700000000000000000 + static_cast<int64_t>(i);
+        in[i].real_pid = 100 + static_cast<int>(i);
+        in[i].virtual_pid = 2;
+        in[i].exe = "/usr/bin/python3";
+        in[i].syscall_nr = 228;
+        in[i].syscall = "clock_gettime";
+        in[i].args = "1,7ffd";
+        in[i].action = i == 1 ? DeviationAction::Denied : DeviationAction::Virtualized;
+        in[i].cls = "time";
+        in[i].value = std::string(i * 100, 'v');
+        if (i == 2) in[i].real_value = "real";
+        encode_deviation(in[i], buf);
+    }
+    // Fed a byte at a time, like a stream socket may deliver it.
+    std::string pending;
+    std::vector<Deviation> out;
+    for (char c : buf) {
+        pending.push_back(c);
+        std::string_view view(pending);
+        Deviation d;
+        while (decode_deviation(view, d)) out.push_back(d);
+        pending.erase(0, pending.size() - view.size());
+    }
+    ASSERT_EQ(out.size(), in.size());
+    for (size_t i = 0; i < in.size(); ++i) {
+        EXPECT_EQ(out[i].virtual_time_ns, in[i].virtual_time_ns);
+        EXPECT_EQ(out[i].real_pid, in[i].real_pid);
+        EXPECT_EQ(out[i].syscall, in[i].syscall);
+        EXPECT_EQ(out[i].action, in[i].action);
+        EXPECT_EQ(out[i].value, in[i].value);
+        EXPECT_EQ(out[i].real_value, in[i].real_value);
+    }
+    std::string garbage(8, '\xff');
+    std::string_view g(garbage);
+    Deviation d;
+    EXPECT_THROW(decode_deviation(g, d), std::runtime_error);
+}
+
+std::vector<uint8_t> own_vdso() {
+    auto* base = reinterpret_cast<const uint8_t*>(getauxval(AT_SYSINFO_EHDR));
+    if (!base) return {};
+    // The image is readable where it is mapped; its section headers end it.
+    auto* eh = reinterpret_cast<const Elf64_Ehdr*>(base);
+    size_t size = eh->e_shoff + size_t{eh->e_shnum} * sizeof(Elf64_Shdr);
+    return {base, base + size};
+}
+
+TEST(DetVdso, PlanCoversEveryClockEntryPoint) {
+    std::vector<uint8_t> img = own_vdso();
+    if (img.empty()) GTEST_SKIP() << "no vDSO";
+    for (bool inproc : {false, true}) {
+        VdsoPlan plan = plan_vdso_patch(img, inproc);
+        ASSERT_TRUE(plan.ok) << plan.error;
+        std::set<std::string> names(plan.patched.begin(), plan.patched.end());
+        for (const char* n : {"__vdso_clock_gettime", "__vdso_gettimeofday", "__vdso_time", "__vdso_clock_getres", "__vdso_getcpu"})
+            EXPECT_TRUE(names.count(n) || names.count(std::string(n).substr(7))) << n;
+        EXPECT_GE(plan.stub_room, init_stub(0).size());
+        // Writes stay inside the image and never overlap.
+        std::vector<std::pair<uint64_t, uint64_t>> spans;
+        for (const auto& [off, bytes] : plan.writes) {
+            EXPECT_LE(off + bytes.size(), img.size());
+            spans.push_back({off, off + bytes.size()});
+        }
+        spans.push_back({plan.stub_offset, plan.stub_offset + init_stub(0).size()});
+        std::sort(spans.begin(), spans.end());
+        for (size_t i = 1; i < spans.size(); ++i) EXPECT_LE(spans[i - 1].second, spans[i].first);
+    }
+    std::vector<uint8_t> junk(4096, 0);
+    EXPECT_FALSE(plan_vdso_patch(junk, true).ok);
+}
+
+// The patched vDSO, built in this process: the planned bytes applied to a copy
+// of the image in executable memory, and the clock page mapped where the
+// routines expect it. Then calls through the patched entry points.
+class PatchedVdso : public ::testing::Test {
+protected:
+    void SetUp() override {
+        std::vector<uint8_t> img = own_vdso();
+        if (img.empty()) GTEST_SKIP() << "no vDSO";
+        void* page = ::mmap(reinterpret_cast<void*>(policy::kScratchBase), policy::kScratchSize, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        if (page == MAP_FAILED) GTEST_SKIP() << "scratch address in use: " << std::strerror(errno);
+        clock_ = static_cast<ClockPage*>(page);
+        VdsoPlan plan = plan_vdso_patch(img, true);
+        ASSERT_TRUE(plan.ok) << plan.error;
+        size_ = (img.size() + 4095) & ~size_t{4095};
+        code_ = static_cast<uint8_t*>(::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        ASSERT_NE(code_, MAP_FAILED);
+        std::memcpy(code_, img.data(), img.size());
+        for (const auto& [off, bytes] : plan.writes) std::memcpy(code_ + off, bytes.data(), bytes.size());
+        ASSERT_EQ(::mprotect(code_, size_, PROT_READ | PROT_EXEC), 0);
+        auto* eh = reinterpret_cast<const Elf64_Ehdr*>(img.data());
+        auto* sh = reinterpret_cast<const Elf64_Shdr*>(img.data() + eh->e_shoff);
+        for (int i = 0; i < eh->e_shnum; ++i) {
+            if (sh[i].sh_type != SHT_DYNSYM) continue;
+            auto* sym = reinterpret_cast<const Elf64_Sym*>(img.data() + sh[i].sh_offset);
+            auto* str = reinterpret_cast<const char*>(img.data() + sh[sh[i].sh_link].sh_offset);
+            for (size_t k = 0; k < sh[i].sh_size / sizeof(Elf64_Sym); ++k) syms_[str + sym[k].st_name] = sym[k].st_value;
+        }
+    }
+    void TearDown() override {
+        if (code_ && code_ != MAP_FAILED) ::munmap(code_, size_);
+        if (clock_) ::munmap(clock_, policy::kScratchSize);
+    }
+    template <typename F>
+    F fn(const char* name) {
+        return reinterpret_cast<F>(code_ + syms_.at(name));
+    }
+    ClockPage* clock_ = nullptr;
+    uint8_t* code_ = nullptr;
+    size_t size_ = 0;
+    std::map<std::string, uint64_t> syms_;
+};
+
+TEST_F(PatchedVdso, InProcessClockReadsThePage) {
+    auto cgt = fn<int (*)(clockid_t, timespec*)>("__vdso_clock_gettime");
+    auto gtod = fn<int (*)(timeval*, void*)>("__vdso_gettimeofday");
+    auto tm = fn<long (*)(long*)>("__vdso_time");
+    auto getcpu = fn<int (*)(unsigned*, unsigned*, void*)>("__vdso_getcpu");
+    *clock_ = ClockPage{0, 1700000000'000000000, 1000, -1699999900'000000000, 1, 0};
+    timespec ts{};
+    ASSERT_EQ(cgt(CLOCK_REALTIME, &ts), 0);
+    EXPECT_EQ(ts.tv_sec, 1700000000);
+    EXPECT_EQ(ts.tv_nsec, 1000);
+    ASSERT_EQ(cgt(CLOCK_MONOTONIC, &ts), 0);
+    EXPECT_EQ(ts.tv_sec, 100);
+    EXPECT_EQ(ts.tv_nsec, 2000);
+    ASSERT_EQ(cgt(CLOCK_TAI, &ts), 0);
+    EXPECT_EQ(ts.tv_sec, 1700000037);
+    ASSERT_EQ(cgt(CLOCK_BOOTTIME, &ts), 0);
+    EXPECT_EQ(ts.tv_sec, 100);
+    timeval tv{};
+    struct { int a, b; } tz{7, 7};
+    ASSERT_EQ(gtod(&tv, &tz), 0);
+    EXPECT_EQ(tv.tv_sec, 1700000000);
+    EXPECT_EQ(tv.tv_usec, 5);  // the fifth read: 5 us
+    EXPECT_EQ(tz.a, 0);
+    long t = 0;
+    EXPECT_EQ(tm(&t), 1700000000);
+    EXPECT_EQ(t, 1700000000);
+    EXPECT_EQ(clock_->counter, 6u);
+    unsigned cpu = 9, node = 9;
+    EXPECT_EQ(getcpu(&cpu, &node, nullptr), 0);
+    EXPECT_EQ(cpu, 0u);
+    EXPECT_EQ(node, 0u);
+    // Disabled (or a clock it does not serve): the real syscall answers.
+    clock_->enabled = 0;
+    ASSERT_EQ(cgt(CLOCK_REALTIME, &ts), 0);
+    EXPECT_GT(ts.tv_sec, 1700000000 + 86400 * 300);  // the host's clock, here
+    clock_->enabled = 1;
+    ASSERT_EQ(cgt(CLOCK_PROCESS_CPUTIME_ID, &ts), 0);
+    EXPECT_LT(ts.tv_sec, 1000);
+    EXPECT_EQ(clock_->counter, 6u);
+}
+
+TEST(DetPolicy, VirtualizesWhatTheEngineEmulatesAndNothingElse) {
+    policy::Policy p = with_determinism(policy::baseline_policy());
+    policy::CompiledPolicy cp;
+    ASSERT_NO_THROW(cp = policy::compile(p));
+    ASSERT_EQ(cp.filters.size(), 2u);
+    EXPECT_TRUE(cp.filters[1].needs_listener);
+    policy::PreparedPolicy pp(p);
+    auto kind = [&](int nr, std::array<uint64_t, 6> a = {}) {
+        return pp.decide(policy::Arch::X86_64, nr, a.data()).action.kind;
+    };
+    using K = policy::ActionKind;
+    for (int nr : {SYS_clock_gettime, SYS_gettimeofday, SYS_time, SYS_clock_getres, SYS_getrandom, SYS_uname, SYS_sysinfo,
+                   SYS_getcpu, SYS_sched_getaffinity, SYS_getdents64, SYS_getdents, SYS_newfstatat, SYS_statx, SYS_fstat,
+                   SYS_utimensat})
+        EXPECT_EQ(kind(nr), K::Virtualize) << policy::syscall_name(nr);
+    for (int nr : {SYS_read, SYS_write, SYS_openat, SYS_mmap, SYS_getpid, SYS_execve, SYS_clone})
+        EXPECT_EQ(kind(nr), K::Allow) << policy::syscall_name(nr);
+    const uint64_t user_ptr = 0x7ffd00001000, scratch = policy::kScratchBase + 64;
+    // Timed futex waits go to the supervisor; untimed ones and re-issued ones don't.
+    EXPECT_EQ(kind(SYS_futex, {0x1000, 0, 1, user_ptr}), K::Virtualize);           // FUTEX_WAIT, timeout
+    EXPECT_EQ(kind(SYS_futex, {0x1000, 128 | 9, 1, user_ptr}), K::Virtualize);     // WAIT_BITSET|PRIVATE
+    EXPECT_EQ(kind(SYS_futex, {0x1000, 0, 1, 0}), K::Allow);                       // no timeout
+    EXPECT_EQ(kind(SYS_futex, {0x1000, 1, 1, user_ptr}), K::Allow);                // FUTEX_WAKE
+    EXPECT_EQ(kind(SYS_futex, {0x1000, 9, 1, scratch}), K::Allow);                 // re-issued
+    EXPECT_EQ(kind(SYS_clock_nanosleep, {1, 1, user_ptr}), K::Virtualize);
+    EXPECT_EQ(kind(SYS_clock_nanosleep, {1, 1, scratch}), K::Allow);
+    EXPECT_EQ(kind(SYS_nanosleep, {user_ptr}), K::Virtualize);
+    EXPECT_EQ(kind(SYS_timerfd_settime, {3, 1, user_ptr}), K::Virtualize);         // TFD_TIMER_ABSTIME
+    EXPECT_EQ(kind(SYS_timerfd_settime, {3, 0, user_ptr}), K::Allow);              // relative
+    EXPECT_EQ(kind(SYS_poll, {0, 0, 100}), K::Virtualize);
+    EXPECT_EQ(kind(SYS_poll, {0, 0, 0}), K::Allow);
+    EXPECT_EQ(kind(SYS_ppoll, {0, 0, 0}), K::Allow);  // no timeout
+    // Guards the supervisor relies on, and the closed doors.
+    EXPECT_EQ(kind(SYS_prctl, {26 /*PR_SET_TSC*/, 1}), K::Errno);
+    EXPECT_EQ(kind(SYS_seccomp, {1, 8}), K::Errno);
+    EXPECT_EQ(kind(SYS_rseq), K::Errno);
+    EXPECT_EQ(kind(SYS_ptrace), K::Errno);
+    EXPECT_EQ(pp.decide(policy::Arch::I386, 13 /*time*/, std::array<uint64_t, 6>{}.data()).action.kind, K::Errno);
+}
+
+TEST(DetServed, TableIsConsistent) {
+    std::set<std::string> names, targets;
+    for (const ServedFile& f : served_files()) {
+        EXPECT_TRUE(names.insert(f.name).second) << f.name;
+        EXPECT_TRUE(targets.insert(f.target).second) << f.target;
+        EXPECT_NE(f.target[0], '/') << "targets are relative to the sandbox root";
+    }
+    EXPECT_EQ(served_file_by_ino(1), nullptr);
+    EXPECT_EQ(served_file_by_ino(2)->kind, ServedKind::Urandom);
+    EXPECT_EQ(served_file_by_ino(2 + served_files().size()), nullptr);
+}
+
+}  // namespace
+}  // namespace hermetic::sandbox::determinism
