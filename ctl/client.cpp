@@ -38,6 +38,15 @@ void Client::send(const nlohmann::json& msg, std::span<const int> fds) {
     try {
         protocol::send_message(fd_.get(), msg, fds);
     } catch (const std::exception& e) {
+        // The daemon may have refused us (unauthorized, too many connections) and
+        // hung up before reading: its reason is waiting in our receive buffer.
+        try {
+            auto f = protocol::read_frame(fd_.get(), std::chrono::steady_clock::now() + std::chrono::seconds(1));
+            if (f && f->kind == protocol::FrameKind::Control) (void)control(*f);
+        } catch (const CtlError&) {
+            throw;
+        } catch (...) {
+        }
         throw CtlError(std::string("sending to hermeticd: ") + e.what());
     }
 }

@@ -28,12 +28,16 @@ std::string kind_of(const TreeError& e) {
     return "error";
 }
 
-[[noreturn]] void child_main(int result_fd, const std::function<void()>& become,
+[[noreturn]] void child_main(int result_fd, pid_t parent, const std::function<void()>& become,
                              const std::function<nlohmann::json()>& body) {
     nlohmann::json out;
     int code = 0;
     try {
         become();
+        // Changing credentials cleared the parent-death signal: set it again, and
+        // leave if the parent already went in between.
+        if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) throw_errno("prctl(PR_SET_PDEATHSIG)");
+        if (::getppid() != parent) ::_exit(3);
         out = {{"ok", true}, {"value", body()}};
     } catch (const TreeError& e) {
         out = {{"ok", false}, {"kind", kind_of(e)}, {"message", e.what()}};
@@ -55,6 +59,7 @@ std::string kind_of(const TreeError& e) {
 HelperProcess HelperProcess::spawn(const std::vector<int>& keep_fds, const std::function<void()>& become,
                                    const std::function<nlohmann::json()>& body) {
     FdPair pipe = make_pipe();
+    const pid_t parent = ::getpid();
     pid_t pid = ::fork();
     if (pid < 0) throw_errno("fork helper");
     if (pid == 0) {
@@ -66,7 +71,7 @@ HelperProcess HelperProcess::spawn(const std::vector<int>& keep_fds, const std::
         } catch (...) {
             ::_exit(3);
         }
-        child_main(pipe.write.get(), become, body);
+        child_main(pipe.write.get(), parent, become, body);
     }
     HelperProcess h;
     h.pid_ = pid;

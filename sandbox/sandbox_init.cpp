@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -215,9 +216,13 @@ void run_build(int control, const SandboxConfig& config, InitJob& job) {
 void prepare(const InitContext& ctx) {
     expect(ctx.control_fd, "go");
     reset_signals();
+    become_inner_root();
+    // After the credential change: changing credentials clears the parent-death
+    // signal. The runner may have died in between: its end of the socket tells.
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) throw_errno("prctl(PR_SET_PDEATHSIG)");
     if (::prctl(PR_SET_DUMPABLE, 0) != 0) throw_errno("prctl(PR_SET_DUMPABLE)");
-    become_inner_root();
+    pollfd hup{ctx.control_fd, POLLRDHUP, 0};
+    if (::poll(&hup, 1, 0) > 0 && (hup.revents & (POLLHUP | POLLRDHUP))) throw AlreadyReported();
     // The runner has placed us in the sandbox's cgroup: make it our root.
     if (::unshare(CLONE_NEWCGROUP) != 0) throw_errno("unshare(CLONE_NEWCGROUP)");
     set_identity();

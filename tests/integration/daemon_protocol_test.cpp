@@ -438,7 +438,7 @@ TEST(DaemonProtocolCrowd, BeyondMaxConnectionsANewClientIsToldToRetry) {
 // request is read; hermeticctl's send fails with EPIPE and the user sees
 // "sending to hermeticd: ... Broken pipe" instead of "too many connections;
 // retry later".
-TEST(DaemonProtocolCrowd, DISABLED_HermeticctlShowsTooManyConnections) {
+TEST(DaemonProtocolCrowd, HermeticctlShowsTooManyConnections) {
     TestDaemonOptions o;
     o.config_lines = {"max-connections = 3"};
     TestDaemon d(o);
@@ -555,7 +555,7 @@ TEST_F(Outsider, DaemonRefusesThemAsUnauthorized) {
 // broken pipe instead of the reason. (Before protocol::write_frame used
 // MSG_NOSIGNAL, `hermeticctl ping` even died of SIGPIPE: exit 141, no message.)
 // The same race hits server.cpp's "too many connections; retry later".
-TEST_F(Outsider, DISABLED_HermeticctlShowsTheDaemonsUnauthorizedReason) {
+TEST_F(Outsider, HermeticctlShowsTheDaemonsUnauthorizedReason) {
     ASSERT_EQ(::chmod(daemon_->socket().c_str(), 0666), 0);
     TempDir src("hermetic-src");
     // A race, lost about half of the time: ten tries each.

@@ -649,7 +649,7 @@ TEST(RunCommandCrash, DaemonCrashMidJobIs125AndTheJobIsInterrupted) {
 // 30` outlives the daemon) until a restarted daemon removes the cgroup.
 // docs/architecture.md promises they die with the daemon. The prctl must come
 // after the last credential change (then check getppid() against the runner).
-TEST(RunCommandCrash, DISABLED_TheSandboxDiesWithTheDaemon) {
+TEST(RunCommandCrash, TheSandboxDiesWithTheDaemon) {
     TestDaemon d;
     UserDir src("hermetic-src");
     std::unique_ptr<Background> bg;
