@@ -45,7 +45,9 @@ struct RawOptions {
     uint64_t source_max_files = 0, output_max_files = 0, pids_max = 0, default_timeout = 0, max_timeout = 0,
              nofile = 0;
     uint32_t id_base = 0, id_count = 0, max_jobs = 0, max_queued = 0, max_per_user = 0, max_connections = 0,
-             netns_pool = 0, sandbox_pool = 0, cpus_visible = 0, request_timeout_ms = 0;
+             netns_pool = 0, sandbox_pool = 0, cpus_visible = 0, request_timeout_ms = 0, retain_days = 0, retain_jobs = 0,
+             gc_interval = 0, shutdown_grace = 0;
+    std::string retain_bytes;
     double cpu_limit = 0;
     int64_t default_epoch = 0;
     std::string cgroup_root, cgroup_parent;
@@ -92,6 +94,11 @@ po::options_description shared_options(RawOptions& r, const DaemonConfig& d) {
         ("default-epoch", po::value(&r.default_epoch)->default_value(d.default_epoch), "clock start without --epoch or SOURCE_DATE_EPOCH")
         ("netns-pool", po::value(&r.netns_pool)->default_value(d.netns_pool), "network namespaces prepared ahead")
         ("sandbox-pool", po::value(&r.sandbox_pool)->default_value(d.sandbox_pool), "sandboxes prepared ahead of jobs (0: on demand)")
+        ("retain-days", po::value(&r.retain_days)->default_value(d.retain_days), "finished jobs kept at most this many days (0: no age limit)")
+        ("retain-jobs", po::value(&r.retain_jobs)->default_value(d.retain_jobs), "finished jobs kept at most (0: no count limit)")
+        ("retain-bytes", po::value(&r.retain_bytes)->default_value(size(d.retain_bytes)), "logs and evidence kept at most (0: no size limit)")
+        ("gc-interval", po::value(&r.gc_interval)->default_value(d.gc_interval_sec), "seconds between automatic collections (0: only hermeticctl gc)")
+        ("shutdown-grace", po::value(&r.shutdown_grace)->default_value(d.shutdown_grace_sec), "seconds running jobs get to finish on SIGTERM")
         ("cgroup-root", po::value(&r.cgroup_root)->default_value(d.sandbox.cgroup.root), "where cgroup hierarchies are mounted")
         ("cgroup-parent", po::value(&r.cgroup_parent)->default_value(d.sandbox.cgroup.parent), "this daemon's parent cgroup for jobs");
     return o;
@@ -136,6 +143,11 @@ void apply(const RawOptions& r, DaemonConfig& c, const po::variables_map& vm) {
     c.default_epoch = r.default_epoch;
     c.netns_pool = r.netns_pool;
     c.sandbox_pool = r.sandbox_pool;
+    c.retain_days = r.retain_days;
+    c.retain_jobs = r.retain_jobs;
+    c.retain_bytes = parse_size("retain-bytes", r.retain_bytes);
+    c.gc_interval_sec = r.gc_interval;
+    c.shutdown_grace_sec = r.shutdown_grace;
     c.sandbox.cgroup.root = r.cgroup_root;
     c.sandbox.cgroup.parent = r.cgroup_parent;
 }

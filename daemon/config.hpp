@@ -46,6 +46,12 @@ struct DaemonConfig {
     int64_t default_epoch = 315532800;          // 1980-01-01: zip-safe
     uint32_t netns_pool = 2;
     uint32_t sandbox_pool = 2;  // sandboxes prepared ahead of jobs (0: prepare on demand)
+    // Retention of finished jobs (journal rows, logs, evidence); 0 disables a rule.
+    uint32_t retain_days = 30;
+    uint32_t retain_jobs = 10000;
+    uint64_t retain_bytes = 10ull << 30;
+    uint32_t gc_interval_sec = 600;
+    uint32_t shutdown_grace_sec = 30;
 
     sandbox::SandboxConfig sandbox;
 };

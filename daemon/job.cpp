@@ -21,6 +21,22 @@ std::optional<protocol::JobResult> Job::result() const {
     return result_;
 }
 
+uint64_t Job::wait_progress(uint64_t seen, std::chrono::milliseconds timeout, bool& finished) const {
+    std::unique_lock lock(mu_);
+    progress_cv_.wait_for(lock, timeout, [&] { return finished_ || progress_ != seen; });
+    finished = finished_;
+    return progress_;
+}
+
+void Job::note_progress(bool finished) {
+    {
+        std::lock_guard lock(mu_);
+        ++progress_;
+        finished_ = finished_ || finished;
+    }
+    progress_cv_.notify_all();
+}
+
 void Job::set_state(std::string s) {
     std::lock_guard lock(mu_);
     state_ = std::move(s);

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -47,10 +48,16 @@ public:
     [[nodiscard]] std::string state() const;
     [[nodiscard]] std::optional<protocol::JobResult> result() const;
 
+    // For late followers (logs --follow, wait, an idempotent replay), who tail the
+    // stored log: waits until the log grew past `seen` or the job finished, at most
+    // `timeout`. Returns the new version; `finished` tells whether more can come.
+    uint64_t wait_progress(uint64_t seen, std::chrono::milliseconds timeout, bool& finished) const;
+
 private:
     friend class JobManager;
     void set_state(std::string s);
     void set_runner_pid(pid_t pid);
+    void note_progress(bool finished = false);
 
     std::string id_;
     Peer owner_;
@@ -61,6 +68,9 @@ private:
     std::string state_ = "accepted";
     pid_t runner_pid_ = -1;
     std::optional<protocol::JobResult> result_;
+    mutable std::condition_variable progress_cv_;
+    uint64_t progress_ = 0;
+    bool finished_ = false;
     // Where the time went, for the benchmark breakdown (job thread only).
     std::map<std::string, double> phase_ms_;
     std::chrono::steady_clock::time_point submitted_;

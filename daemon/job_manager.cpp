@@ -1,10 +1,13 @@
 #include "daemon/job_manager.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <openssl/rand.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include <spdlog/spdlog.h>
 
@@ -27,6 +30,13 @@ std::string new_job_id() {
     char t[32];
     snprintf(t, sizeof t, "%llx", static_cast<unsigned long long>(now_ms()));
     return std::string(t) + "-" + to_hex(r, sizeof r);
+}
+
+std::string request_digest(const protocol::RunRequest& req) {
+    protocol::RunRequest r = req;
+    r.key.reset();
+    nlohmann::json j = r;  // objects dump with sorted keys: a canonical form
+    return sha256_hex(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 protocol::JobResult make_result(const std::string& job_id, const sandbox::JobOutcome& o) {
@@ -133,20 +143,54 @@ JobPlan JobManager::plan(const protocol::RunRequest& req, std::vector<UniqueFd>&
     return p;
 }
 
+void JobManager::count_refusal(const std::string& code) {
+    std::lock_guard lock(mu_);
+    ++metrics_.refusals[code];
+}
+
 Submitted JobManager::submit(const protocol::RunRequest& req, const Peer& peer, std::vector<UniqueFd> fds) {
-    JobPlan p = plan(req, fds);
+    JobPlan p;
+    try {
+        p = plan(req, fds);
+    } catch (const SubmitError& e) {
+        count_refusal(e.code());
+        throw;
+    }
+    const std::string digest = request_digest(req);
+    // With --key, deciding "new job or the existing one" and recording the new one
+    // happen under one lock, so concurrent retries can't both start a job.
+    std::unique_lock key_lock(key_mu_, std::defer_lock);
+    if (req.key) {
+        key_lock.lock();
+        if (auto rec = journal_.find_by_key(peer.uid, *req.key)) {
+            if (rec->request_digest != digest) {
+                count_refusal(protocol::error_code::kConflict);
+                throw SubmitError(protocol::error_code::kConflict,
+                                  "--key '" + *req.key + "' was already used for a different request (job " + rec->id +
+                                      "); use a new key");
+            }
+            Submitted s;
+            s.id = rec->id;
+            s.existing = true;
+            s.job = find(rec->id);
+            return s;
+        }
+    }
     std::string id = new_job_id();
     {
         std::lock_guard lock(mu_);
-        if (stopping_) throw SubmitError(kRefused, "the daemon is shutting down");
-        if (queued_ + running_ >= config_.max_jobs + config_.max_queued)
-            throw SubmitError(kRefused, "too many jobs: " + std::to_string(running_) + " running and " +
-                                            std::to_string(queued_) + " queued (limit " +
-                                            std::to_string(config_.max_queued) + " queued)");
-        if (peer.uid != 0 && per_user_[peer.uid] >= config_.max_jobs_per_user)
-            throw SubmitError(kRefused, "you already have " + std::to_string(per_user_[peer.uid]) +
-                                            " jobs running or queued (limit " +
-                                            std::to_string(config_.max_jobs_per_user) + " per user)");
+        std::string refusal;
+        if (stopping_) refusal = "the daemon is shutting down";
+        else if (queued_ + running_ >= config_.max_jobs + config_.max_queued)
+            refusal = "too many jobs: " + std::to_string(running_) + " running and " + std::to_string(queued_) +
+                      " queued (limit " + std::to_string(config_.max_queued) + " queued)";
+        else if (peer.uid != 0 && per_user_[peer.uid] >= config_.max_jobs_per_user)
+            refusal = "you already have " + std::to_string(per_user_[peer.uid]) + " jobs running or queued (limit " +
+                      std::to_string(config_.max_jobs_per_user) + " per user)";
+        if (!refusal.empty()) {
+            ++metrics_.refusals[kRefused];
+            throw SubmitError(kRefused, refusal);
+        }
         ++queued_;
         ++per_user_[peer.uid];
     }
@@ -167,7 +211,7 @@ Submitted JobManager::submit(const protocol::RunRequest& req, const Peer& peer, 
         rec.created_ms = now_ms();
         nlohmann::json rj = req;
         rec.request = rj.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-        rec.request_digest = sha256_hex(rec.request);
+        rec.request_digest = digest;
         if (req.key) rec.idempotency_key = *req.key;
         auto t = std::chrono::steady_clock::now();
         journal_.insert(rec);  // durable (synchronous=FULL) before the client hears "accepted"
@@ -175,19 +219,107 @@ Submitted JobManager::submit(const protocol::RunRequest& req, const Peer& peer, 
         job->phase_ms_["journal-accept"] =
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
         job->submitted_ = std::chrono::steady_clock::now();
-    } catch (const SubmitError&) {
-        undo();
-        throw;
     } catch (const std::exception& e) {
         undo();
         spdlog::error("job {}: could not be accepted: {}", id, e.what());
+        count_refusal(kInternal);
         throw SubmitError(kInternal, std::string("could not record the job: ") + e.what());
     }
-    Submitted s{job, job->subscribe()};
-    std::lock_guard lock(mu_);
-    active_[id] = job;
-    threads_.emplace_back([this, job] { run(job); });
+    Submitted s{id, job, job->subscribe(), false};
+    start(job);
     return s;
+}
+
+void JobManager::start(const std::shared_ptr<Job>& job) {
+    std::lock_guard lock(mu_);
+    active_[job->id()] = job;
+    threads_.emplace_back([this, job] { run(job); });
+}
+
+JobView JobManager::view(const std::string& id, uid_t requester) {
+    auto rec = journal_.get(id);
+    if (!rec || (requester != 0 && rec->uid != requester))
+        throw SubmitError(protocol::error_code::kNotFound, "no job " + id + " (or it isn't yours)");
+    return JobView{std::move(*rec), find(id)};
+}
+
+void JobManager::cancel(const std::string& id, uid_t requester) {
+    JobView v = view(id, requester);
+    if (!v.active) throw SubmitError(protocol::error_code::kConflict, "job " + id + " is already " + v.record.state);
+    v.active->cancel();
+    slot_cv_.notify_all();  // a queued job leaves the queue at once
+}
+
+std::vector<JobRecord> JobManager::list(uid_t requester, size_t limit) {
+    return journal_.list(requester == 0 ? std::nullopt : std::optional<uid_t>(requester), limit);
+}
+
+size_t JobManager::queued() const {
+    std::lock_guard lock(mu_);
+    return queued_;
+}
+
+JobMetrics JobManager::metrics() const {
+    std::lock_guard lock(mu_);
+    return metrics_;
+}
+
+namespace {
+
+uint64_t dir_bytes(const std::string& dir) {
+    uint64_t total = 0;
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return 0;
+    while (dirent* e = ::readdir(d)) {
+        struct stat st{};
+        if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+            total += static_cast<uint64_t>(st.st_size);
+    }
+    ::closedir(d);
+    return total;
+}
+
+void remove_job_dir(const std::string& dir) {
+    DIR* d = ::opendir(dir.c_str());
+    if (d) {
+        std::vector<std::string> names;
+        while (dirent* e = ::readdir(d))
+            if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
+        ::closedir(d);
+        for (const auto& n : names) ::unlink((dir + "/" + n).c_str());  // job dirs hold only files
+    }
+    if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) throw_errno("remove " + dir);
+}
+
+}  // namespace
+
+size_t JobManager::collect_garbage() {
+    auto recs = journal_.finished_oldest_first();
+    uint64_t total = 0;
+    for (const auto& r : recs) total += r.stored_bytes;
+    uint64_t count = recs.size();
+    const int64_t now = now_ms();
+    size_t removed = 0;
+    // Oldest first: once a job is kept, every newer one is too.
+    for (const auto& r : recs) {
+        bool too_old = config_.retain_days && now - r.finished_ms > int64_t{config_.retain_days} * 86'400'000;
+        bool too_many = config_.retain_jobs && count > config_.retain_jobs;
+        bool too_big = config_.retain_bytes && total > config_.retain_bytes;
+        if (!too_old && !too_many && !too_big) break;
+        if (find(r.id)) continue;  // still being finished by its thread
+        try {
+            remove_job_dir(job_dir(r.id));
+            journal_.remove(r.id);
+        } catch (const std::exception& e) {
+            spdlog::error("gc: job {}: {}", r.id, e.what());
+            continue;
+        }
+        --count;
+        total -= std::min(total, r.stored_bytes);
+        ++removed;
+    }
+    if (removed) spdlog::info("gc: removed {} finished job(s)", removed);
+    return removed;
 }
 
 bool JobManager::wait_for_slot(const std::shared_ptr<Job>& job) {
@@ -275,6 +407,11 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
     job->set_state(job_state::kRunning);
     job->phase_ms_["journal-running"] = ms(t);
     spdlog::info("job {}: running in {} for uid {}: {}", id, sb.sandbox_id, job->owner().uid, spec.argv[0]);
+    try {
+        journal_.set_sandbox(id, sb.sandbox_id);
+    } catch (const std::exception& e) {
+        spdlog::warn("job {}: {}", id, e.what());
+    }
     t = Clock::now();
 
     // Relay until both output pipes and the result pipe reach EOF. The result can
@@ -303,6 +440,7 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
             auto kind = i == 0 ? protocol::FrameKind::Stdout : protocol::FrameKind::Stderr;
             std::string_view chunk(buf.data(), static_cast<size_t>(n));
             log.append(kind, chunk);
+            job->note_progress();
             streamed += chunk.size();
             if (streamed > config_.max_output_bytes) {
                 if (!output_limit) {
@@ -362,8 +500,21 @@ void JobManager::complete(const std::shared_ptr<Job>& job, protocol::JobResult r
         job->state_ = result.state;
         job->result_ = result;
     }
+    job->note_progress(true);
     job->hub_.publish({OutputEvent::Kind::Done, {}, j});
     job->hub_.close_all();
+    try {
+        journal_.set_stored_bytes(job->id(), dir_bytes(job_dir(job->id())));
+    } catch (const std::exception& e) {
+        spdlog::warn("job {}: {}", job->id(), e.what());
+    }
+    std::lock_guard lock(mu_);
+    ++metrics_.finished;
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - job->submitted_).count();
+    metrics_.duration_sum_s += secs;
+    if (metrics_.duration_buckets.empty()) metrics_.duration_buckets.assign(std::size(kDurationBuckets), 0);
+    for (size_t i = 0; i < std::size(kDurationBuckets); ++i)
+        if (secs <= kDurationBuckets[i]) ++metrics_.duration_buckets[i];
 }
 
 void recover_after_crash(const DaemonConfig& config, Journal& journal) {

@@ -34,9 +34,26 @@ private:
 };
 
 struct Submitted {
-    std::shared_ptr<Job> job;
-    std::shared_ptr<Subscription> subscription;  // subscribed before the job starts
+    std::string id;
+    std::shared_ptr<Job> job;                    // null when an existing, finished job is replayed
+    std::shared_ptr<Subscription> subscription;  // a new job: subscribed before it starts
+    bool existing = false;                       // --key matched an earlier submission
 };
+
+// A job as a client may see it: its journal record, and the live job while it runs.
+struct JobView {
+    JobRecord record;
+    std::shared_ptr<Job> active;
+};
+
+// Counters for `hermeticctl metrics`.
+struct JobMetrics {
+    std::map<std::string, uint64_t> refusals;  // by reason code
+    uint64_t finished = 0;
+    double duration_sum_s = 0;
+    std::vector<uint64_t> duration_buckets;    // cumulative counts per kDurationBuckets bound
+};
+inline constexpr double kDurationBuckets[] = {0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 1800, 3600};
 
 class JobManager {
 public:
@@ -49,6 +66,20 @@ public:
 
     // A job still queued or running, or nullptr.
     std::shared_ptr<Job> find(const std::string& id);
+    // Any job the requester may see (its own; root: all). Throws SubmitError
+    // not-found (also for other users' jobs: their existence is not disclosed).
+    JobView view(const std::string& id, uid_t requester);
+    // Cancels a queued or running job of the requester's (root: any).
+    void cancel(const std::string& id, uid_t requester);
+    // Journal records the requester may see, newest first.
+    std::vector<JobRecord> list(uid_t requester, size_t limit);
+
+    // Retention: removes finished jobs (journal rows, logs, evidence) beyond the
+    // configured age, count and size, oldest first. Never touches queued or running
+    // jobs. Returns how many were removed.
+    size_t collect_garbage();
+    [[nodiscard]] JobMetrics metrics() const;
+    [[nodiscard]] size_t queued() const;
 
 
     // Stop admitting; cancel everything after `grace`.
@@ -64,6 +95,8 @@ private:
     bool wait_for_slot(const std::shared_ptr<Job>& job);
     void execute(const std::shared_ptr<Job>& job);
     void complete(const std::shared_ptr<Job>& job, protocol::JobResult result);
+    void count_refusal(const std::string& code);
+    void start(const std::shared_ptr<Job>& job);
 
     const DaemonConfig& config_;
     Journal& journal_;
@@ -78,6 +111,8 @@ private:
     uint32_t queued_ = 0;
     bool stopping_ = false;
     std::vector<std::thread> threads_;
+    std::mutex key_mu_;  // one submission per (user, key) decides at a time
+    JobMetrics metrics_;
 };
 
 // At start-up, before any sandbox exists: every job the journal shows as accepted
@@ -89,5 +124,8 @@ void recover_after_crash(const DaemonConfig& config, Journal& journal);
 protocol::JobResult make_result(const std::string& job_id, const sandbox::JobOutcome& outcome);
 
 std::string new_job_id();
+
+// What makes two submissions "the same request" for --key: everything but the key.
+std::string request_digest(const protocol::RunRequest& req);
 
 }  // namespace hermetic::daemon

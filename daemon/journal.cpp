@@ -46,7 +46,8 @@ std::string col_text(sqlite3_stmt* s, int i) {
 }
 
 constexpr const char* kColumns =
-    "id, uid, gid, state, created_ms, started_ms, finished_ms, request, result, reason, idem_key, request_digest";
+    "id, uid, gid, state, created_ms, started_ms, finished_ms, request, result, reason, idem_key, request_digest, "
+    "stored_bytes, sandbox_id";
 
 JobRecord read_row(sqlite3_stmt* s) {
     JobRecord r;
@@ -62,6 +63,8 @@ JobRecord read_row(sqlite3_stmt* s) {
     r.reason = col_text(s, 9);
     r.idempotency_key = col_text(s, 10);
     r.request_digest = col_text(s, 11);
+    r.stored_bytes = static_cast<uint64_t>(sqlite3_column_int64(s, 12));
+    r.sandbox_id = col_text(s, 13);
     return r;
 }
 
@@ -142,6 +145,20 @@ void Journal::migrate() {
             exec("ROLLBACK");
             throw;
         }
+        version = 1;
+    }
+    if (version < 2) {  // retention accounting and the sandbox a job ran in
+        exec("BEGIN IMMEDIATE");
+        try {
+            exec("ALTER TABLE jobs ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0");
+            exec("ALTER TABLE jobs ADD COLUMN sandbox_id TEXT NOT NULL DEFAULT ''");
+            exec("CREATE INDEX jobs_finished ON jobs(finished_ms)");
+            exec("PRAGMA user_version = 2");
+            exec("COMMIT");
+        } catch (...) {
+            exec("ROLLBACK");
+            throw;
+        }
     }
 }
 
@@ -178,6 +195,54 @@ void Journal::finish(const std::string& id, const std::string& state, const std:
     sqlite3_bind_int64(s.get(), 4, now);
     bind_text(s.get(), 5, id);
     step_done(db_, s.get());
+}
+
+void Journal::set_sandbox(const std::string& id, const std::string& sandbox_id) {
+    std::lock_guard lock(mu_);
+    auto s = prepare(db_, "UPDATE jobs SET sandbox_id = ? WHERE id = ?");
+    bind_text(s.get(), 1, sandbox_id);
+    bind_text(s.get(), 2, id);
+    step_done(db_, s.get());
+}
+
+void Journal::set_stored_bytes(const std::string& id, uint64_t bytes) {
+    std::lock_guard lock(mu_);
+    auto s = prepare(db_, "UPDATE jobs SET stored_bytes = ? WHERE id = ?");
+    sqlite3_bind_int64(s.get(), 1, static_cast<sqlite3_int64>(bytes));
+    bind_text(s.get(), 2, id);
+    step_done(db_, s.get());
+}
+
+void Journal::remove(const std::string& id) {
+    std::lock_guard lock(mu_);
+    auto s = prepare(db_, "DELETE FROM jobs WHERE id = ?");
+    bind_text(s.get(), 1, id);
+    step_done(db_, s.get());
+}
+
+std::vector<JobRecord> Journal::finished_oldest_first() {
+    std::lock_guard lock(mu_);
+    auto s = prepare(db_, (std::string("SELECT ") + kColumns +
+                           " FROM jobs WHERE state IN ('succeeded','failed','cancelled','interrupted')"
+                           " ORDER BY finished_ms ASC, id ASC")
+                              .c_str());
+    return read_all(db_, s.get());
+}
+
+std::map<std::string, uint64_t> Journal::count_by_state() {
+    std::lock_guard lock(mu_);
+    auto s = prepare(db_, "SELECT state, COUNT(*) FROM jobs GROUP BY state");
+    std::map<std::string, uint64_t> out;
+    for (;;) {
+        int rc = sqlite3_step(s.get());
+        if (rc == SQLITE_ROW) {
+            out[col_text(s.get(), 0)] = static_cast<uint64_t>(sqlite3_column_int64(s.get(), 1));
+        } else if (rc == SQLITE_DONE) {
+            return out;
+        } else {
+            throw JournalError(std::string("journal: read: ") + sqlite3_errmsg(db_));
+        }
+    }
 }
 
 std::optional<JobRecord> Journal::get(const std::string& id) {

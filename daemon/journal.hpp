@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -39,6 +40,8 @@ struct JobRecord {
     std::string reason;
     std::string idempotency_key;
     std::string request_digest;
+    uint64_t stored_bytes = 0;  // logs and evidence kept for the job (schema 2)
+    std::string sandbox_id;     // whose cgroup it ran in (schema 2)
 };
 
 class JournalError : public std::runtime_error {
@@ -48,7 +51,7 @@ public:
 
 class Journal {
 public:
-    static constexpr int kSchemaVersion = 1;
+    static constexpr int kSchemaVersion = 2;
 
     explicit Journal(const std::string& path);
     ~Journal();
@@ -59,6 +62,13 @@ public:
     void mark_running(const std::string& id, int64_t now_ms);
     void finish(const std::string& id, const std::string& state, const std::string& result, const std::string& reason,
                 int64_t now_ms);
+    void set_sandbox(const std::string& id, const std::string& sandbox_id);
+    void set_stored_bytes(const std::string& id, uint64_t bytes);
+    void remove(const std::string& id);
+    // Finished jobs, oldest first (retention walks them).
+    [[nodiscard]] std::vector<JobRecord> finished_oldest_first();
+    // Jobs by state, for metrics.
+    [[nodiscard]] std::map<std::string, uint64_t> count_by_state();
     [[nodiscard]] std::optional<JobRecord> get(const std::string& id);
     [[nodiscard]] std::vector<JobRecord> list(std::optional<uid_t> owner, size_t limit);
     [[nodiscard]] std::vector<JobRecord> in_states(const std::vector<std::string>& states);

@@ -122,6 +122,7 @@ void to_json(json& j, const RunRequest& v) {
     j["trace"] = v.trace;
     j["has_out"] = v.has_out;
     if (v.out_exclude) j["out_exclude"] = *v.out_exclude;
+    put_opt(j, "source_digest", v.source_digest);
 }
 
 void from_json(const json& j, RunRequest& v) {
@@ -145,6 +146,7 @@ void from_json(const json& j, RunRequest& v) {
     get_opt(j, "policy_text", v.policy_text);
     v.trace = j.value("trace", false);
     v.has_out = j.value("has_out", false);
+    get_opt(j, "source_digest", v.source_digest);
     if (auto it = j.find("out_exclude"); it != j.end() && !it->is_null()) v.out_exclude = it->get<FileId>();
 }
 

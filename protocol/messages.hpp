@@ -59,6 +59,9 @@ struct RunRequest {
     std::optional<std::string> policy_text;  // contents of a user's policy file
     bool trace = false;
     bool has_out = false;                    // second passed fd is the --out directory
+    // With --key: the client's digest of its source tree, so that "the same
+    // request" covers the source too (an idempotent replay never re-reads it).
+    std::optional<std::string> source_digest;
     std::optional<FileId> out_exclude;       // --out lies inside --src
 };
 
