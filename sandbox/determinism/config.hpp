@@ -18,8 +18,8 @@ struct DeterminismConfig {
     uint32_t cpus = 2;               // --cpus: what every CPU-count source reports
     bool trace = false;              // --trace: deviations also carry the real value
 
-    // Logical clock: each virtualized call advances the calling process's clock
-    // by this much (ns); a process starts from its parent's clock.
+    // Logical clock: each virtualized call advances the calling thread's clock
+    // by this much (ns); a thread or process starts from its creator's clock.
     int64_t clock_step_ns = 1000;
     // Uptime the build sees at the epoch (seconds): CLOCK_MONOTONIC/BOOTTIME,
     // /proc/uptime and sysinfo() start here.
@@ -60,6 +60,7 @@ struct Summary {
     uint64_t traps = 0;
     uint64_t stops = 0;                          // ptrace stops (exec, fork, exit, signals, ...)
     uint64_t stop_ns_total = 0;                  // supervisor time spent on them
+    uint64_t supervisor_cpu_ns = 0;              // CPU time of the supervisor process (user + system)
 };
 
 }  // namespace hermetic::sandbox::determinism

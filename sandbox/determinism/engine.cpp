@@ -112,7 +112,7 @@ void Engine::fold(Task& t) {
         d.real_pid = t.tid;
         resolve_vpid(t);
         d.virtual_pid = t.vtid;
-        d.exe = p.exe.substr(0, 256);
+        d.exe = exe_of(p).substr(0, 256);
         d.syscall = "clock_gettime";
         d.args = "in-process vDSO";
         d.cls = "time";
@@ -550,7 +550,7 @@ void Engine::record(Task& t, const seccomp_notif& n, const Reply& r, const char*
     d.real_pid = t.tid;
     resolve_vpid(t);
     d.virtual_pid = t.vtid;
-    d.exe = t.proc->exe.substr(0, 256);
+    d.exe = exe_of(*t.proc).substr(0, 256);
     d.syscall_nr = n.data.nr;
     d.syscall = name;
     d.args = args_text(n);
@@ -576,7 +576,7 @@ void Engine::record_insn(Task& t, const char* what, const std::string& value) {
     d.real_pid = t.tid;
     resolve_vpid(t);
     d.virtual_pid = t.vtid;
-    d.exe = t.proc->exe.substr(0, 256);
+    d.exe = exe_of(*t.proc).substr(0, 256);
     d.syscall = what;
     d.cls = "time";
     d.value = value;

@@ -28,6 +28,7 @@
 #include "common/unique_fd.hpp"
 #include "sandbox/determinism/config.hpp"
 #include "sandbox/determinism/prng.hpp"
+#include "sandbox/determinism/vdso.hpp"
 #include "sandbox/deviation.hpp"
 
 namespace hermetic::sandbox::determinism {
@@ -190,6 +191,7 @@ public:
     void on_sigchld();
     void handle_stop(pid_t tid, int status);
     void on_exec(Task& t);
+    const std::string& exe_of(Process& p);
     void on_new_task(Task& parent, pid_t child, bool thread);
     bool emulate_rdtsc(Task& t);
     void finish_reissue(Task& t);
@@ -254,6 +256,12 @@ public:
     // Deviation batch.
     std::string dev_buf_;
     std::chrono::steady_clock::time_point dev_first_{};
+
+    // The vDSO patch (planned at the first exec): the patched span of the image.
+    bool vdso_planned_ = false;
+    VdsoPlan vdso_plan_;
+    std::vector<uint8_t> vdso_span_;
+    uint64_t vdso_span_offset_ = 0;
 
     // Host facts the engine checks once.
     bool cpuid_faulting_ = false;

@@ -4,8 +4,8 @@
 // Times. A file that existed when the build started shows the epoch. Changes
 // the build makes on its writable file systems (the sandbox's tmpfs mounts) are
 // seen through fanotify (create, write, close-after-write, rename, delete,
-// attribute change), each attributed to the process that made it and stamped
-// with that process's logical clock. Reading a file (open, exec) merges its time
+// attribute change), each attributed to the thread that made it and stamped
+// with that thread's logical clock. Reading a file (open, exec) merges its time
 // into the reader's clock at its next virtualized call, so whatever a process
 // writes after reading its inputs is newer than them (make's order), whatever
 // order parallel processes ran in. Explicit times (utimensat, touch -d, tar -x)

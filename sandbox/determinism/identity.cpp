@@ -4,6 +4,8 @@
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 
+#include <seccomp.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -124,6 +126,11 @@ Reply Engine::identity_call(Task& t, const seccomp_notif& n) {
             // CPUs; a mask naming none of the virtual CPUs is refused like the kernel does.
             std::vector<uint8_t> mask(std::min<size_t>(len, 128), 0);
             if (!mask.empty() && !read_mem(p, a[2], mask.data(), mask.size())) return error(EFAULT);
+            if (seccomp_notify_id_valid(listener_.get(), n.id) != 0) {
+                Reply gone;
+                gone.kind = Reply::Deferred;
+                return gone;
+            }
             uint64_t m = 0;
             std::memcpy(&m, mask.data(), std::min<size_t>(mask.size(), 8));
             m &= all;

@@ -8,6 +8,7 @@
 #include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -315,8 +316,12 @@ MiniSandboxResult run_mini_sandbox(const MiniSandboxOptions& o) {
         harness += "mini sandbox: timed out\n";
         kill_init();
     }
-    int status = wait_for(static_cast<pid_t>(pid));
+    int status = 0;
+    struct rusage ru{};
+    while (::wait4(static_cast<pid_t>(pid), &status, __WALL, &ru) < 0 && errno == EINTR) {
+    }
     result.wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    result.build_cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0;
     result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     if (sup) result.summary = sup->stop();  // hook 5: after every build process is gone
     sup.reset();

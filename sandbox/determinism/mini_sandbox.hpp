@@ -44,6 +44,7 @@ struct MiniSandboxResult {
     Summary summary;
     std::vector<Deviation> deviations;
     double wall_ms = 0;      // from clone to the build's end
+    double build_cpu_ms = 0; // CPU time of init and everything it reaped (the build)
 };
 
 MiniSandboxResult run_mini_sandbox(const MiniSandboxOptions& options);

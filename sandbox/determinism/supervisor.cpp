@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -286,7 +287,12 @@ Summary Supervisor::stop() {
     control_.reset();
     if (pid_ > 0) {
         ::kill(pid_, SIGKILL);
-        (void)wait_for(pid_);
+        int status;
+        struct rusage ru{};
+        while (::wait4(pid_, &status, __WALL, &ru) < 0 && errno == EINTR) {
+        }
+        summary_.supervisor_cpu_ns = static_cast<uint64_t>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1'000'000'000ULL +
+                                     static_cast<uint64_t>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ULL;
         pid_ = -1;
     }
     reader_.reset();  // joins: every record was delivered

@@ -1,4 +1,4 @@
-// Time: every clock read returns the calling process's logical clock (see
+// Time: every clock read returns the calling thread's logical clock (see
 // Engine::tick); sleeps and timed waits advance it by their timeout, and
 // deadlines given in virtual time are translated to the real clock so that a
 // wait of one virtual second lasts one real second.
@@ -8,6 +8,8 @@
 #include <sys/time.h>
 #include <sys/times.h>
 #include <time.h>
+
+#include <seccomp.h>
 
 #include <cstring>
 
@@ -48,6 +50,12 @@ Reply error(int e) {
     Reply r;
     r.kind = Reply::Error;
     r.error = e;
+    return r;
+}
+
+Reply deferred() {
+    Reply r;
+    r.kind = Reply::Deferred;  // the caller is gone: nothing to answer
     return r;
 }
 
@@ -223,9 +231,12 @@ Reply Engine::wait_call(Task& t, const seccomp_notif& n) {
     };
     // A relative timeout at a[idx]: the clock advances by it; the call is
     // re-issued with our copy of it (the kernel uses exactly what we read).
+    // What was read from the caller's memory must still be the caller's.
+    auto gone = [&] { return seccomp_notify_id_valid(listener_.get(), n.id) != 0; };
     auto relative_ts = [&](unsigned idx) -> Reply {
         timespec ts{};
         if (!read_mem(p, a[idx], &ts, sizeof ts)) return error(EFAULT);
+        if (gone()) return deferred();
         if (!valid_ts(ts)) return error(EINVAL);
         advance(ts_ns(ts));
         Reply r;
@@ -242,6 +253,10 @@ Reply Engine::wait_call(Task& t, const seccomp_notif& n) {
         timespec ts{};
         if (!read_mem(p, a[idx], &ts, sizeof ts)) {
             r = error(EFAULT);
+            return false;
+        }
+        if (gone()) {
+            r = deferred();
             return false;
         }
         if (!valid_ts(ts)) {
@@ -299,6 +314,7 @@ Reply Engine::wait_call(Task& t, const seccomp_notif& n) {
         case SYS_timerfd_settime: case SYS_timer_settime: {
             itimerspec its{};
             if (!read_mem(p, a[2], &its, sizeof its)) return error(EFAULT);
+            if (gone()) return deferred();
             if (!valid_ts(its.it_value) || !valid_ts(its.it_interval)) return error(EINVAL);
             long clk = -1;
             bool found = nr == SYS_timerfd_settime
@@ -354,6 +370,7 @@ Reply Engine::wait_call(Task& t, const seccomp_notif& n) {
         case SYS_select: {
             timeval tv{};
             if (!read_mem(p, a[4], &tv, sizeof tv)) return error(EFAULT);
+            if (gone()) return deferred();
             if (tv.tv_sec < 0 || tv.tv_usec < 0) return error(EINVAL);
             int64_t d = tv.tv_sec * kNs + (tv.tv_usec % 1'000'000) * 1000 + (tv.tv_usec / 1'000'000) * kNs;
             advance(d);

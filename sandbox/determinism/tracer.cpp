@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <unordered_map>
 
@@ -85,8 +86,9 @@ void Engine::on_sigchld() {
         auto t0 = std::chrono::steady_clock::now();
         handle_stop(pid, status);
         summary_.stops++;
-        summary_.stop_ns_total += static_cast<uint64_t>(
+        auto ns = static_cast<uint64_t>(
             std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+        summary_.stop_ns_total += ns;
     }
 }
 
@@ -236,7 +238,7 @@ void Engine::on_exec(Task& t) {
     summary_.execs++;
     p.mem = open_mem(*this, p.tgid);
     p.pidfd.reset();
-    p.exe = readlink_in_proc(hostproc_.get(), p.tgid, "exe");
+    p.exe.clear();  // looked up when first needed (exe_of)
     p.dirs.clear();
     p.anon_inodes.clear();
     p.slots.clear();
@@ -244,26 +246,45 @@ void Engine::on_exec(Task& t) {
     p.inproc = p.shared_mm = p.multithreaded = false;
     t.slot = -1;
     if (!p.mem) {
-        note("exec: cannot open the memory of " + p.exe);
+        note("exec: cannot open the memory of " + exe_of(p));
         return;
     }
+    user_regs_struct regs{};
+    if (::ptrace(PTRACE_GETREGS, t.tid, 0, &regs) != 0) return;
 
-    // Where the vDSO and the AT_RANDOM bytes are.
+    // Where the vDSO and the AT_RANDOM bytes are: the auxiliary vector, right
+    // above argv and envp on the new stack (/proc/PID/auxv when they are huge).
     uint64_t vdso = 0, at_random = 0;
     {
-        char path[48];
-        std::snprintf(path, sizeof path, "%d/auxv", p.tgid);
-        std::string auxv;
-        try {
-            auxv = read_file_at(hostproc_.get(), path, 1 << 16);
-        } catch (...) {
+        std::vector<uint64_t> w(4096);
+        ssize_t got = ::pread(p.mem.get(), w.data(), w.size() * 8, static_cast<off_t>(regs.rsp));
+        size_t n = got > 0 ? static_cast<size_t>(got) / 8 : 0, i = 1 + (n ? w[0] : 0) + 1;  // argc, argv..., NULL
+        while (i < n && w[i] != 0) ++i;                                                    // envp...
+        bool found = false;
+        for (++i; i + 1 < n; i += 2) {
+            if (w[i] == AT_NULL) {
+                found = true;
+                break;
+            }
+            if (w[i] == AT_SYSINFO_EHDR) vdso = w[i + 1];
+            if (w[i] == AT_RANDOM) at_random = w[i + 1];
         }
-        for (size_t off = 0; off + 16 <= auxv.size(); off += 16) {
-            uint64_t k, v;
-            std::memcpy(&k, auxv.data() + off, 8);
-            std::memcpy(&v, auxv.data() + off + 8, 8);
-            if (k == AT_SYSINFO_EHDR) vdso = v;
-            if (k == AT_RANDOM) at_random = v;
+        if (!found) {
+            vdso = at_random = 0;
+            char path[48];
+            std::snprintf(path, sizeof path, "%d/auxv", p.tgid);
+            std::string auxv;
+            try {
+                auxv = read_file_at(hostproc_.get(), path, 1 << 16);
+            } catch (...) {
+            }
+            for (size_t off = 0; off + 16 <= auxv.size(); off += 16) {
+                uint64_t k, v;
+                std::memcpy(&k, auxv.data() + off, 8);
+                std::memcpy(&v, auxv.data() + off + 8, 8);
+                if (k == AT_SYSINFO_EHDR) vdso = v;
+                if (k == AT_RANDOM) at_random = v;
+            }
         }
     }
 
@@ -271,54 +292,68 @@ void Engine::on_exec(Task& t) {
     if (at_random) {
         uint8_t bytes[16];
         stream_bytes(key_, "at_random/" + t.id + "/" + std::to_string(p.execs), bytes, sizeof bytes);
-        if (!write_mem(p, at_random, bytes, sizeof bytes)) note("exec: cannot write AT_RANDOM of " + p.exe);
+        if (!write_mem(p, at_random, bytes, sizeof bytes)) note("exec: cannot write AT_RANDOM of " + exe_of(p));
     } else {
-        note("exec: no AT_RANDOM for " + p.exe);
+        note("exec: no AT_RANDOM for " + exe_of(p));
     }
 
     if (!vdso) {
-        note("exec: no vDSO in " + p.exe + ": no scratch region, timed waits fail closed");
+        note("exec: no vDSO in " + exe_of(p) + ": no scratch region, timed waits fail closed");
         return;
     }
-    // The image is the same for every process of this kernel: plan once.
-    static std::vector<uint8_t> cached_image;
-    static VdsoPlan cached_plan;
-    Elf64_Ehdr eh{};
-    if (!read_mem(p, vdso, &eh, sizeof eh)) {
-        note("exec: cannot read the vDSO of " + p.exe);
-        return;
+    // The image is the same for every process of this kernel: read and plan once,
+    // then write the patched span (and this exec's init stub) in one go.
+    if (!vdso_planned_) {
+        Elf64_Ehdr eh{};
+        if (!read_mem(p, vdso, &eh, sizeof eh)) {
+            note("exec: cannot read the vDSO of " + exe_of(p));
+            return;
+        }
+        size_t size = std::min<size_t>(static_cast<size_t>(eh.e_shoff) + size_t{eh.e_shnum} * sizeof(Elf64_Shdr), 1 << 16);
+        std::vector<uint8_t> image(size);
+        if (!read_mem(p, vdso, image.data(), image.size())) {
+            note("exec: cannot read the vDSO of " + exe_of(p));
+            return;
+        }
+        vdso_plan_ = plan_vdso_patch(image, cfg_.in_process_clock && !cfg_.trace);
+        vdso_planned_ = true;
+        if (vdso_plan_.ok) {
+            uint64_t lo = vdso_plan_.stub_offset, hi = vdso_plan_.stub_offset + init_stub(0).size();
+            for (const auto& [off, bytes] : vdso_plan_.writes) {
+                lo = std::min<uint64_t>(lo, off);
+                hi = std::max<uint64_t>(hi, off + bytes.size());
+            }
+            vdso_span_.assign(image.begin() + static_cast<long>(lo), image.begin() + static_cast<long>(hi));
+            for (const auto& [off, bytes] : vdso_plan_.writes)
+                std::copy(bytes.begin(), bytes.end(), vdso_span_.begin() + static_cast<long>(off - lo));
+            vdso_span_offset_ = lo;
+        }
     }
-    size_t size = static_cast<size_t>(eh.e_shoff) + size_t{eh.e_shnum} * sizeof(Elf64_Shdr);
-    if (size > (1 << 16)) size = 1 << 16;
-    std::vector<uint8_t> image(size);
-    if (!read_mem(p, vdso, image.data(), image.size())) {
-        note("exec: cannot read the vDSO of " + p.exe);
-        return;
-    }
-    if (image != cached_image) {
-        cached_plan = plan_vdso_patch(image, cfg_.in_process_clock && !cfg_.trace);
-        cached_image = image;
-    }
-    if (!cached_plan.ok) {
+    if (!vdso_plan_.ok) {
         // Fail closed: a process that could read the host's clock must not run.
-        note("exec: vDSO patch impossible (" + cached_plan.error + "): killed " + p.exe);
+        note("exec: vDSO patch impossible (" + vdso_plan_.error + "): killed " + exe_of(p));
         ::kill(p.tgid, SIGKILL);
         return;
     }
-    for (const auto& [off, bytes] : cached_plan.writes) {
-        if (!write_mem(p, vdso + off, bytes.data(), bytes.size())) {
-            note("exec: vDSO write failed: killed " + p.exe);
-            ::kill(p.tgid, SIGKILL);
-            return;
-        }
-    }
-    user_regs_struct regs{};
-    if (::ptrace(PTRACE_GETREGS, t.tid, 0, &regs) != 0) return;
+    std::vector<uint8_t> span = vdso_span_;
     std::vector<uint8_t> stub = init_stub(regs.rip);
-    if (!write_mem(p, vdso + cached_plan.stub_offset, stub.data(), stub.size())) return;
-    regs.rip = vdso + cached_plan.stub_offset;
+    std::copy(stub.begin(), stub.end(), span.begin() + static_cast<long>(vdso_plan_.stub_offset - vdso_span_offset_));
+    if (!write_mem(p, vdso + vdso_span_offset_, span.data(), span.size())) {
+        note("exec: vDSO write failed: killed " + exe_of(p));
+        ::kill(p.tgid, SIGKILL);
+        return;
+    }
+    regs.rip = vdso + vdso_plan_.stub_offset;
     if (::ptrace(PTRACE_SETREGS, t.tid, 0, &regs) != 0) return;
     p.scratch = true;
+}
+
+const std::string& Engine::exe_of(Process& p) {
+    if (p.exe.empty()) {
+        p.exe = readlink_in_proc(hostproc_.get(), p.tgid, "exe");
+        if (p.exe.empty()) p.exe = "?";
+    }
+    return p.exe;
 }
 
 bool Engine::emulate_rdtsc(Task& t) {

@@ -30,39 +30,50 @@ MiniSandboxOptions opts(std::vector<std::string> argv, bool det) {
     return o;
 }
 
-// Median wall time of `reps` runs.
-double wall(const MiniSandboxOptions& o, int reps, Summary* summary = nullptr) {
-    std::vector<double> t;
-    for (int i = 0; i < reps; ++i) {
-        MiniSandboxResult r = run_mini_sandbox(o);
-        EXPECT_EQ(r.status, 0) << r.err << r.out;
-        t.push_back(r.wall_ms);
-        if (summary) *summary = r.summary;
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
-}
-
-struct Row {
-    std::string name;
-    double plain_ms, det_ms;
-    long ops;
+struct Sample {
+    double wall_ms = 0, cpu_ms = 0;
     Summary s;
 };
 
-void report(const Row& r, double empty_plain, double empty_det) {
-    double p = r.plain_ms - empty_plain, d = r.det_ms - empty_det;
-    double per_op_us = r.ops ? (d - p) * 1000.0 / static_cast<double>(r.ops) : 0;
-    double handler_us = r.s.traps ? static_cast<double>(r.s.trap_ns_total) / static_cast<double>(r.s.traps) / 1000.0 : 0;
-    std::printf("%-34s plain %9.1f ms  engine %9.1f ms  ratio %6.2fx  extra/op %7.2f us  traps %8llu  supervisor/trap %5.2f us  ptrace stops %6llu (%.1f us each)\n",
-                r.name.c_str(), p, d, p > 0 ? d / p : 0.0, per_op_us, static_cast<unsigned long long>(r.s.traps), handler_us,
-                static_cast<unsigned long long>(r.s.stops), r.s.stops ? static_cast<double>(r.s.stop_ns_total) / static_cast<double>(r.s.stops) / 1000.0 : 0.0);
+// Plain and engine runs alternate (the machine's other load then hits both
+// alike); medians of `reps` each.
+std::pair<Sample, Sample> measure(const MiniSandboxOptions& plain, const MiniSandboxOptions& det, int reps) {
+    std::vector<double> pw, pc, dw, dc;
+    Summary last;
+    for (int i = 0; i < reps; ++i) {
+        for (const MiniSandboxOptions* o : {&plain, &det}) {
+            MiniSandboxResult r = run_mini_sandbox(*o);
+            EXPECT_EQ(r.status, 0) << r.err << r.out;
+            bool d = o == &det;
+            (d ? dw : pw).push_back(r.wall_ms);
+            (d ? dc : pc).push_back(r.build_cpu_ms + (d ? static_cast<double>(r.summary.supervisor_cpu_ns) / 1e6 : 0));
+            if (d) last = r.summary;
+        }
+    }
+    auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v[v.size() / 2];
+    };
+    return {Sample{median(pw), median(pc), {}}, Sample{median(dw), median(dc), last}};
+}
+
+void report(const std::string& name, long ops, const Sample& p0, const Sample& d0, const Sample& ep, const Sample& ed) {
+    double p = p0.wall_ms - ep.wall_ms, d = d0.wall_ms - ed.wall_ms;
+    double pc = p0.cpu_ms - ep.cpu_ms, dc = d0.cpu_ms - ed.cpu_ms;
+    const Summary& s = d0.s;
+    double per_op_us = ops ? (d - p) * 1000.0 / static_cast<double>(ops) : 0;
+    double handler_us = s.traps ? static_cast<double>(s.trap_ns_total) / static_cast<double>(s.traps) / 1000.0 : 0;
+    std::printf("%-34s wall plain %9.1f ms engine %9.1f ms ratio %5.2fx | cpu plain %9.1f ms engine %9.1f ms ratio %5.2fx | extra/op %7.2f us | traps %7llu (supervisor %5.2f us each) | ptrace stops %5llu (%6.1f us each)\n",
+                name.c_str(), p, d, p > 0 ? d / p : 0.0, pc, dc, pc > 0 ? dc / pc : 0.0, per_op_us,
+                static_cast<unsigned long long>(s.traps), handler_us, static_cast<unsigned long long>(s.stops),
+                s.stops ? static_cast<double>(s.stop_ns_total) / static_cast<double>(s.stops) / 1000.0 : 0.0);
     if (std::getenv("HERMETIC_DET_VERBOSE")) {
         std::vector<std::pair<uint64_t, std::string>> top;
-        for (const auto& [name, count] : r.s.by_syscall) top.push_back({count, name});
+        for (const auto& [nm, count] : s.by_syscall) top.push_back({count, nm});
         std::sort(top.rbegin(), top.rend());
         for (size_t i = 0; i < top.size() && i < 8; ++i) std::printf("      %s x%llu\n", top[i].second.c_str(), static_cast<unsigned long long>(top[i].first));
     }
+    std::fflush(stdout);
 }
 
 std::vector<std::pair<std::string, std::string>> c_project(int files) {
@@ -93,24 +104,22 @@ TEST(DetBench, Workloads) {
     const int reps = big ? 3 : 1;
     const long clocks = big ? 1'000'000 : 20'000, dents = big ? 100'000 : 2'000, stats = big ? 100'000 : 2'000;
     const int pythons = big ? 100 : 5, cfiles = big ? 40 : 6;
-    std::printf("determinism engine benchmarks (median of %d, wall time minus an empty sandbox run)\n", reps);
+    std::printf("determinism engine benchmarks (plain and engine runs alternate, median of %d; an empty sandbox run is subtracted)\n", reps);
     std::string probe = "/host/det_bench";
-    double empty_p = wall(opts({"/bin/true"}, false), reps), empty_d = wall(opts({"/bin/true"}, true), reps);
-    std::printf("%-34s plain %9.1f ms  engine %9.1f ms\n", "empty sandbox (subtracted)", empty_p, empty_d);
+    auto [ep, ed] = measure(opts({"/bin/true"}, false), opts({"/bin/true"}, true), reps);
+    std::printf("%-34s wall plain %9.1f ms engine %9.1f ms\n", "empty sandbox (subtracted)", ep.wall_ms, ed.wall_ms);
 
-    auto row = [&](const std::string& name, std::vector<std::string> argv, long ops,
-                   std::vector<std::pair<std::string, std::string>> files = {}) {
-        Row r{name, 0, 0, ops, {}};
+    auto row = [&, ep = ep, ed = ed](const std::string& name, std::vector<std::string> argv, long ops,
+                                     std::vector<std::pair<std::string, std::string>> files = {}) {
         auto p = opts(argv, false), d = opts(argv, true);
         p.files = d.files = std::move(files);
-        r.plain_ms = wall(p, reps);
-        r.det_ms = wall(d, reps, &r.s);
-        report(r, empty_p, empty_d);
-        return r;
+        auto [sp, sd] = measure(p, d, reps);
+        report(name, ops, sp, sd, ep, ed);
+        return sd.s;
     };
     row("getpid x" + std::to_string(clocks) + " (not trapped)", {probe, "getpid", std::to_string(clocks)}, clocks);
-    Row c = row("vDSO clock_gettime x" + std::to_string(clocks), {probe, "clock", std::to_string(clocks)}, clocks);
-    EXPECT_GE(c.s.by_syscall["clock_gettime"] + c.s.by_syscall["clock read (in-process vDSO)"], static_cast<uint64_t>(clocks));
+    Summary c = row("vDSO clock_gettime x" + std::to_string(clocks), {probe, "clock", std::to_string(clocks)}, clocks);
+    EXPECT_GE(c.by_syscall["clock_gettime"] + c.by_syscall["clock read (in-process vDSO)"], static_cast<uint64_t>(clocks));
     std::vector<std::pair<std::string, std::string>> dir = {{"d/", ""}};
     for (int i = 0; i < 1000; ++i) dir.push_back({"d/entry-" + std::to_string(i * 7919 % 1000), ""});
     row("getdents 1000-entry dir x" + std::to_string(dents), {probe, "getdents", std::to_string(dents), "/build/d"}, dents, dir);

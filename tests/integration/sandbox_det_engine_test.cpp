@@ -123,6 +123,26 @@ TEST_P(DetTime, EveryReaderSeesTheLogicalClock) {
 INSTANTIATE_TEST_SUITE_P(Clock, DetTime, ::testing::Values(true, false),
                          [](const auto& param_info) { return param_info.param ? "in_process" : "trapped"; });
 
+// A statically linked program (its libc finds the vDSO itself): same clock.
+TEST(DetClock, StaticallyLinkedProgram) {
+    // Not under /tmp: the mini sandbox stages its root there.
+    std::string dir = HERMETIC_BUILD_DIR "/det-static-" + std::to_string(::getpid());
+    ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+    std::string cmd = "gcc -static -O2 -I" HERMETIC_SOURCE_DIR "/tests/probes " HERMETIC_SOURCE_DIR
+                      "/tests/probes/det_time.c -o " + dir + "/det_time_static 2>&1";
+    int rc = std::system(cmd.c_str());
+    if (rc != 0) {
+        std::system(("rm -rf " + dir).c_str());
+        GTEST_SKIP() << "no static libc to link with";
+    }
+    auto o = options({"/host/det_time_static", "all"});
+    o.host_dir_ro = dir;
+    auto [a, b] = twice(o);
+    std::system(("rm -rf " + dir).c_str());
+    for (const char* k : {"realtime", "gettimeofday", "time", "vdso realtime"}) EXPECT_EQ(field(a.out, k), 1700000000) << k << a.out;
+    EXPECT_GT(a.summary.by_syscall["clock read (in-process vDSO)"], 5u);
+}
+
 TEST(DetClock, EpochAndStepAreConfigurable) {
     auto o = options({probe("det_time"), "all"});
     o.config.epoch = 315532800;
