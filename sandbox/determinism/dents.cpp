@@ -128,6 +128,9 @@ Reply Engine::dents_call(Task& t, const seccomp_notif& n) {
         // The caller moved (seekdir/lseek): positions are our indices.
         snap.index = std::min<size_t>(static_cast<size_t>(pos), snap.entries->size());
     }
+    // A stream this process did not start (inherited across fork, or a
+    // position it sought to): positions are our indices too.
+    if (!same_dir && pos > 0) snap.index = std::min<size_t>(static_cast<size_t>(pos), snap.entries->size());
     const auto& entries = *snap.entries;
 
     std::vector<char> out;
