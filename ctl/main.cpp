@@ -4,21 +4,30 @@
 #include <string>
 #include <vector>
 
+#include "ctl/audit_command.hpp"
 #include "ctl/client.hpp"
+#include "ctl/job_commands.hpp"
+#include "ctl/policy_command.hpp"
 #include "ctl/run_command.hpp"
 
 using namespace hermetic::ctl;
 
 namespace {
 
-const char* kUsage =
-    "Usage: hermeticctl [--socket PATH] COMMAND [ARGS]\n\n"
-    "Commands:\n"
-    "  run [OPTIONS] -- CMD [ARG...]   run CMD in a fresh hermetic sandbox (see: hermeticctl run --help)\n"
-    "  ping                            check that hermeticd answers\n\n"
-    "Global options:\n"
-    "  --socket PATH   daemon socket (default: $HERMETIC_SOCKET, else /run/hermetic/hermeticd.sock)\n"
-    "  --help, --version\n";
+std::string usage() {
+    return "Usage: hermeticctl [--socket PATH] COMMAND [ARGS]\n\n"
+           "Commands:\n"
+           "  run [OPTIONS] -- CMD [ARG...]  run CMD in a fresh hermetic sandbox (see: hermeticctl run --help)\n" +
+           job_commands_usage() +
+           "  audit JOB [--json] [--verify]  the job's deviation evidence (see: hermeticctl audit --help)\n"
+           "  attest JOB                     the job's signed SLSA provenance\n"
+           "  pubkey                         the daemon's signing keys\n"
+           "  policy list|show NAME|check FILE  syscall policies\n"
+           "  ping                           check that hermeticd answers\n\n"
+           "Global options:\n"
+           "  --socket PATH   daemon socket (default: $HERMETIC_SOCKET, else /run/hermetic/hermeticd.sock)\n"
+           "  --help, --version\n";
+}
 
 }  // namespace
 
@@ -33,7 +42,7 @@ int main(int argc, char** argv) {
         } else if (a.starts_with("--socket=")) {
             socket_flag = a.substr(9);
         } else if (a == "--help" || a == "-h") {
-            std::cout << kUsage;
+            std::cout << usage();
             return 0;
         } else if (a == "--version") {
             std::cout << "hermeticctl " HERMETIC_VERSION " (protocol " << hermetic::protocol::version_string() << ")\n";
@@ -43,7 +52,7 @@ int main(int argc, char** argv) {
         }
     }
     if (i >= args.size()) {
-        std::cerr << kUsage;
+        std::cerr << usage();
         return 2;
     }
     const std::string cmd = args[i];
@@ -57,12 +66,17 @@ int main(int argc, char** argv) {
             }
             return run_command(parse_run_args(rest, socket));
         }
+        if (is_job_command(cmd)) return job_command(cmd, rest, socket);
+        if (cmd == "policy") return policy_command(rest, socket);
+        if (cmd == "audit") return audit_command(rest, socket);
+        if (cmd == "attest") return attest_command(rest, socket);
+        if (cmd == "pubkey") return pubkey_command(rest, socket);
         if (cmd == "ping") {
             auto r = request(socket, hermetic::protocol::make_message("ping"));
             std::cout << "hermeticd " << r.value("version", "?") << " is running\n";
             return 0;
         }
-        std::cerr << "hermeticctl: unknown command '" << cmd << "'\n\n" << kUsage;
+        std::cerr << "hermeticctl: unknown command '" << cmd << "'\n\n" << usage();
         return 2;
     } catch (const CtlError& e) {
         std::cerr << "hermeticctl: " << e.what() << "\n";

@@ -18,6 +18,7 @@
 #include "common/io.hpp"
 #include "common/sys_error.hpp"
 #include "ctl/client.hpp"
+#include "ctl/source_digest.hpp"
 
 namespace hermetic::ctl {
 
@@ -198,6 +199,7 @@ RunOptions parse_run_args(const std::vector<std::string>& args, const std::strin
             std::stringstream ss;
             ss << f.rdbuf();
             o.request.policy_text = ss.str();
+            o.request.policy = *policy;  // names the file in the daemon's messages
         } else {
             o.request.policy = *policy;
         }
@@ -225,6 +227,8 @@ int run_command(const RunOptions& opts) {
         if (::fstat(src.get(), &sst) == 0 && ::fstat(out.get(), &ost) == 0 && is_inside(out.get(), sst))
             req.out_exclude = protocol::FileId{static_cast<uint64_t>(ost.st_dev), static_cast<uint64_t>(ost.st_ino)};
     }
+
+    if (req.key) req.source_digest = source_tree_digest(src.get(), req.out_exclude);
 
     // Ctrl-C cancels the job (exit 130); a second one leaves at once.
     sigset_t set;

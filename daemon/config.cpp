@@ -47,7 +47,7 @@ struct RawOptions {
     uint32_t id_base = 0, id_count = 0, max_jobs = 0, max_queued = 0, max_per_user = 0, max_connections = 0,
              netns_pool = 0, sandbox_pool = 0, cpus_visible = 0, request_timeout_ms = 0, retain_days = 0, retain_jobs = 0,
              gc_interval = 0, shutdown_grace = 0;
-    std::string retain_bytes;
+    std::string retain_bytes, audit_max_bytes;
     double cpu_limit = 0;
     int64_t default_epoch = 0;
     std::string cgroup_root, cgroup_parent;
@@ -98,6 +98,7 @@ po::options_description shared_options(RawOptions& r, const DaemonConfig& d) {
         ("retain-jobs", po::value(&r.retain_jobs)->default_value(d.retain_jobs), "finished jobs kept at most (0: no count limit)")
         ("retain-bytes", po::value(&r.retain_bytes)->default_value(size(d.retain_bytes)), "logs and evidence kept at most (0: no size limit)")
         ("gc-interval", po::value(&r.gc_interval)->default_value(d.gc_interval_sec), "seconds between automatic collections (0: only hermeticctl gc)")
+        ("audit-max-bytes", po::value(&r.audit_max_bytes)->default_value(size(d.audit_max_bytes)), "audit log bound per job (past it, repeated events are aggregated into exact counters)")
         ("shutdown-grace", po::value(&r.shutdown_grace)->default_value(d.shutdown_grace_sec), "seconds running jobs get to finish on SIGTERM")
         ("cgroup-root", po::value(&r.cgroup_root)->default_value(d.sandbox.cgroup.root), "where cgroup hierarchies are mounted")
         ("cgroup-parent", po::value(&r.cgroup_parent)->default_value(d.sandbox.cgroup.parent), "this daemon's parent cgroup for jobs");
@@ -147,6 +148,7 @@ void apply(const RawOptions& r, DaemonConfig& c, const po::variables_map& vm) {
     c.retain_jobs = r.retain_jobs;
     c.retain_bytes = parse_size("retain-bytes", r.retain_bytes);
     c.gc_interval_sec = r.gc_interval;
+    c.audit_max_bytes = parse_size("audit-max-bytes", r.audit_max_bytes);
     c.shutdown_grace_sec = r.shutdown_grace;
     c.sandbox.cgroup.root = r.cgroup_root;
     c.sandbox.cgroup.parent = r.cgroup_parent;
@@ -179,6 +181,7 @@ void validate(const DaemonConfig& c) {
     need(c.default_epoch >= 0 && c.default_epoch < 253402300800, "default-epoch: must be between 0 and year 9999");
     need(c.netns_pool <= 64, "netns-pool: at most 64");
     need(c.sandbox_pool <= 64, "sandbox-pool: at most 64");
+    need(c.audit_max_bytes >= (16u << 10), "audit-max-bytes: must be at least 16K");
     need(static_cast<uint64_t>(c.max_jobs) + c.sandbox_pool <= c.id_count / 2,
          "max-jobs + sandbox-pool: each needs two ids, and id-count has only " + std::to_string(c.id_count / 2) + " pairs");
     if (c.sandbox.root_dir) need(is_absolute_clean(*c.sandbox.root_dir), "root-dir: must be an absolute path");

@@ -52,6 +52,7 @@ struct DaemonConfig {
     uint64_t retain_bytes = 10ull << 30;
     uint32_t gc_interval_sec = 600;
     uint32_t shutdown_grace_sec = 30;
+    uint64_t audit_max_bytes = 16ull << 20;  // per job; past it, repeated events are counted
 
     sandbox::SandboxConfig sandbox;
 };

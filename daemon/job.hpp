@@ -18,6 +18,7 @@
 #include "daemon/peer.hpp"
 #include "protocol/messages.hpp"
 #include "sandbox/job_spec.hpp"
+#include "syscall-policy/policy_store.hpp"
 
 namespace hermetic::daemon {
 
@@ -31,6 +32,7 @@ struct JobPlan {
     std::chrono::milliseconds timeout{0};
     UniqueFd src_dir;
     UniqueFd out_dir;
+    std::shared_ptr<const policy::ResolvedPolicy> policy;  // kept for the job's whole life
 };
 
 class Job {

@@ -75,8 +75,8 @@ protocol::JobResult make_result(const std::string& job_id, const sandbox::JobOut
 }
 
 JobManager::JobManager(const DaemonConfig& config, Journal& journal, SandboxPool& sandboxes,
-                       const policy::CompiledPolicy& policy)
-    : config_(config), journal_(journal), sandboxes_(sandboxes), policy_(policy) {}
+                       policy::PolicyStore& policies, Evidence evidence)
+    : config_(config), journal_(journal), sandboxes_(sandboxes), policies_(policies), evidence_(evidence) {}
 
 JobManager::~JobManager() {
     shutdown(std::chrono::milliseconds(0));
@@ -97,7 +97,7 @@ std::shared_ptr<Job> JobManager::find(const std::string& id) {
     return it == active_.end() ? nullptr : it->second;
 }
 
-JobPlan JobManager::plan(const protocol::RunRequest& req, std::vector<UniqueFd>& fds) const {
+JobPlan JobManager::plan(const protocol::RunRequest& req, std::vector<UniqueFd>& fds) {
     try {
         protocol::validate(req);
     } catch (const protocol::ProtocolError& e) {
@@ -112,10 +112,19 @@ JobPlan JobManager::plan(const protocol::RunRequest& req, std::vector<UniqueFd>&
         if (::fstat(fds[i].get(), &st) != 0 || !S_ISDIR(st.st_mode))
             throw SubmitError(kBadRequest, i == 0 ? "the source is not a directory" : "the output is not a directory");
     }
-    if (req.policy && *req.policy != "build")
-        throw SubmitError(kBadRequest, "unknown policy '" + *req.policy + "' (available: build)");
-    if (req.policy_text) throw SubmitError(kBadRequest, "user policy files are not supported yet");
     JobPlan p;
+    try {
+        // A user's file (its text; --policy then names it) is stacked on the
+        // admin's floor; a name picks an admin profile; nothing: the floor.
+        if (req.policy_text)
+            p.policy = policies_.user(*req.policy_text, req.policy.value_or("user.policy"));
+        else if (req.policy)
+            p.policy = policies_.get(*req.policy);
+        else
+            p.policy = policies_.floor();
+    } catch (const policy::PolicyError& e) {
+        throw SubmitError(kBadRequest, std::string("policy: ") + e.what());
+    }
     p.request = req;
     p.epoch = req.epoch.value_or(config_.default_epoch);
     if (p.epoch < 0 || p.epoch >= 253402300800) throw SubmitError(kBadRequest, "--epoch must be between 0 and year 9999");
@@ -156,7 +165,9 @@ Submitted JobManager::submit(const protocol::RunRequest& req, const Peer& peer, 
         count_refusal(e.code());
         throw;
     }
-    const std::string digest = request_digest(req);
+    // The same request means the same resolved policy too: an edited admin
+    // profile makes an old key's request a different one.
+    const std::string digest = sha256_hex(request_digest(req) + p.policy->digest());
     // With --key, deciding "new job or the existing one" and recording the new one
     // happen under one lock, so concurrent retries can't both start a job.
     std::unique_lock key_lock(key_mu_, std::defer_lock);
@@ -355,11 +366,19 @@ void JobManager::run(const std::shared_ptr<Job>& job) {
 
 void JobManager::execute(const std::shared_ptr<Job>& job) {
     const std::string& id = job->id();
+    // Every admitted job leaves evidence, failed ones too.
+    AuditWriterOptions aopts;
+    aopts.job_id = id;
+    aopts.max_bytes = config_.audit_max_bytes;
+    aopts.trace = job->plan_.request.trace;
+    AuditWriter audit(job_dir(id), aopts);
     auto fail_now = [&](const std::string& reason) {
         sandbox::JobOutcome o;
         o.status = sandbox::JobStatus::SetupFailed;
         o.reason = reason;
-        complete(job, make_result(id, o));
+        auto r = make_result(id, o);
+        r.audit_digest = seal_evidence(job, audit, o, r);
+        complete(job, std::move(r));
     };
     using Clock = std::chrono::steady_clock;
     auto ms = [](Clock::time_point a) { return std::chrono::duration<double, std::milli>(Clock::now() - a).count(); };
@@ -385,10 +404,12 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
     spec.timeout = job->plan_.timeout;
     spec.cpus_visible = job->plan_.cpus_visible;
     spec.epoch = job->plan_.epoch;
-    spec.filters = policy_.filters;
-    spec.policy_digest = policy_.digest;
-    sandbox::RunFds fds{std::move(out_pipe.write), std::move(err_pipe.write), std::move(job->plan_.src_dir),
-                        std::move(job->plan_.out_dir)};
+    spec.filters = job->plan_.policy->compiled.filters;
+    spec.policy_digest = job->plan_.policy->digest();
+    FdPair deviations = make_pipe();
+    sandbox::RunFds fds{std::move(out_pipe.write), std::move(err_pipe.write), std::move(deviations.write),
+                        std::move(job->plan_.src_dir), std::move(job->plan_.out_dir)};
+    DeviationPump pump(std::move(deviations.read), audit);
 
     OutputLog log(job_dir(id) + "/output.log", config_.log_cap_bytes);
     auto t = Clock::now();
@@ -477,7 +498,45 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
     for (const auto& [k, v] : outcome.phase_ms) phases += fmt::format(" {}={:.2f}ms", k, v);
     spdlog::info("job {}: done: status {} {}{}", id, static_cast<int>(outcome.status), outcome.reason, phases);
     auto result = make_result(id, outcome);
+    pump.join();
+    t = Clock::now();
+    result.audit_digest = seal_evidence(job, audit, outcome, result);
+    result.timings["daemon:evidence"] = ms(t);
     complete(job, std::move(result));
+}
+
+std::string JobManager::seal_evidence(const std::shared_ptr<Job>& job, AuditWriter& audit,
+                                      const sandbox::JobOutcome& outcome, const protocol::JobResult& result) {
+    try {
+        const JobPlan& p = job->plan_;
+        JobEvidence ev;
+        ev.argv = p.request.argv;
+        ev.env = p.env;
+        ev.seed = p.request.seed;
+        ev.epoch = p.epoch;
+        ev.limits = {p.limits.memory_bytes, p.limits.pids_max, p.limits.cpus, p.cpus_visible,
+                     static_cast<uint64_t>(p.timeout.count() / 1000)};
+        if (p.policy) {
+            ev.policy_name = p.policy->name;
+            ev.policy_digest = p.policy->digest();
+        }
+        ev.source_digest = outcome.source_digest;
+        if (evidence_.rootfs)
+            ev.rootfs = evidence_.rootfs->get(config_.sandbox.root_dir.value_or("/"), config_.sandbox.ro_binds);
+        ev.outputs = outcome.outputs;
+        ev.state = result.state;
+        ev.exit_code = result.exit_code;
+        ev.signal = result.signal;
+        if (auto rec = journal_.get(job->id())) {
+            ev.started_ms = rec->started_ms ? rec->started_ms : rec->created_ms;
+        }
+        ev.finished_ms = now_ms();
+        AuditFinish f = audit.finish(ev, *evidence_.keys->current());
+        return f.audit_digest;
+    } catch (const std::exception& e) {
+        spdlog::error("job {}: evidence could not be sealed: {}", job->id(), e.what());
+        return {};
+    }
 }
 
 void JobManager::complete(const std::shared_ptr<Job>& job, protocol::JobResult result) {

@@ -19,7 +19,9 @@
 #include "daemon/job.hpp"
 #include "daemon/journal.hpp"
 #include "daemon/sandbox_pool.hpp"
-#include "syscall-policy/policy.hpp"
+#include "daemon/audit_writer.hpp"
+#include "daemon/signing_key.hpp"
+#include "syscall-policy/policy_store.hpp"
 
 namespace hermetic::daemon {
 
@@ -52,12 +54,19 @@ struct JobMetrics {
     uint64_t finished = 0;
     double duration_sum_s = 0;
     std::vector<uint64_t> duration_buckets;    // cumulative counts per kDurationBuckets bound
+    std::map<std::string, uint64_t> deviations;  // audited deviations by class
 };
 inline constexpr double kDurationBuckets[] = {0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 1800, 3600};
 
 class JobManager {
 public:
-    JobManager(const DaemonConfig& config, Journal& journal, SandboxPool& sandboxes, const policy::CompiledPolicy& policy);
+    // The evidence side: every job's deviations are chained and signed.
+    struct Evidence {
+        SigningKeys* keys = nullptr;
+        RootfsIdentityCache* rootfs = nullptr;
+    };
+    JobManager(const DaemonConfig& config, Journal& journal, SandboxPool& sandboxes, policy::PolicyStore& policies,
+               Evidence evidence);
     ~JobManager();  // cancels what is left and joins every job thread
 
     // Validates and plans the request, journals the job (fsynced), subscribes the
@@ -80,6 +89,7 @@ public:
     size_t collect_garbage();
     [[nodiscard]] JobMetrics metrics() const;
     [[nodiscard]] size_t queued() const;
+    [[nodiscard]] Journal& journal() { return journal_; }
 
 
     // Stop admitting; cancel everything after `grace`.
@@ -90,7 +100,10 @@ public:
     std::string job_dir(const std::string& id) const;
 
 private:
-    JobPlan plan(const protocol::RunRequest& req, std::vector<UniqueFd>& fds) const;
+    JobPlan plan(const protocol::RunRequest& req, std::vector<UniqueFd>& fds);
+    // Signs the evidence; returns the audit digest (empty if it could not be written).
+    std::string seal_evidence(const std::shared_ptr<Job>& job, AuditWriter& audit, const sandbox::JobOutcome& outcome,
+                              const protocol::JobResult& result);
     void run(const std::shared_ptr<Job>& job);
     bool wait_for_slot(const std::shared_ptr<Job>& job);
     void execute(const std::shared_ptr<Job>& job);
@@ -101,7 +114,8 @@ private:
     const DaemonConfig& config_;
     Journal& journal_;
     SandboxPool& sandboxes_;
-    const policy::CompiledPolicy& policy_;
+    policy::PolicyStore& policies_;
+    Evidence evidence_;
 
     mutable std::mutex mu_;
     std::condition_variable slot_cv_;

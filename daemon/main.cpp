@@ -21,6 +21,8 @@
 #include "daemon/job_manager.hpp"
 #include "daemon/journal.hpp"
 #include "daemon/peer.hpp"
+#include "daemon/policy_requests.hpp"
+#include "daemon/signing_key.hpp"
 #include "daemon/runner_process.hpp"
 #include "daemon/sandbox_pool.hpp"
 #include "daemon/server.hpp"
@@ -87,7 +89,9 @@ int main(int argc, char** argv) {
     DaemonConfig& config = args.config;
     if (config.check_config) {
         try {
-            (void)policy::compile(policy::baseline_policy());
+            auto policies = make_policy_store(config.policy_dir, "build", policy::CompileOptions{});
+            for (const auto& name : policies->list()) (void)policies->get(name);
+            (void)policies->floor();
         } catch (const std::exception& e) {
             std::cerr << "hermeticd: policy: " << e.what() << "\n";
             return 1;
@@ -125,7 +129,10 @@ int main(int argc, char** argv) {
     try {
         Journal journal(config.state_dir + "/journal.db");
         gid_t group = lookup_group(config.group);
-        auto policy = policy::compile(policy::baseline_policy());
+        auto policies = make_policy_store(config.policy_dir, "build", policy::CompileOptions{});
+        (void)policies->floor();  // a broken admin floor stops the daemon here, not a job later
+        SigningKeys keys(config.state_dir);
+        RootfsIdentityCache rootfs;
         config.sandbox.cgroup.version = sandbox::detect_cgroup_version(config.sandbox.cgroup);
         const std::string runner = find_runner_binary();
         // Leftovers of a crashed daemon go before any new sandbox is prepared.
@@ -133,7 +140,7 @@ int main(int argc, char** argv) {
         sandbox::NetnsPool netns(config.netns_pool);
         IdSlots ids(config.id_base, config.id_count);
         SandboxPool sandboxes(config, ids, netns, runner);
-        JobManager jobs(config, journal, sandboxes, policy);
+        JobManager jobs(config, journal, sandboxes, *policies, JobManager::Evidence{&keys, &rootfs});
         bool from_systemd = false;
         UniqueFd listener = open_listening_socket(config, group, &from_systemd);
 
@@ -155,7 +162,9 @@ int main(int argc, char** argv) {
             }
         });
 
-        Server server(std::move(listener), SessionContext{&config, &jobs, group});
+        SessionContext session{&config, &jobs, group, policies.get(),
+                               EvidenceContext{config.state_dir, &keys, journal_owner_lookup(journal)}};
+        Server server(std::move(listener), session);
         spdlog::info("hermeticd {} listening on {} (state {})", HERMETIC_VERSION,
                      from_systemd ? "the socket from systemd" : config.socket_path, config.state_dir);
         sd_notify(0, "READY=1");

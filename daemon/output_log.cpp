@@ -1,7 +1,10 @@
 #include "daemon/output_log.hpp"
 
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include "common/io.hpp"
 #include "common/sys_error.hpp"
@@ -43,6 +46,39 @@ void OutputLog::append(protocol::FrameKind kind, std::string_view data) {
 
 void OutputLog::sync() {
     if (::fsync(fd_.get()) != 0) throw_errno("fsync output log");
+}
+
+bool OutputLogTail::poll(const std::function<void(protocol::FrameKind, std::string_view)>& sink) {
+    if (!fd_) {
+        fd_.reset(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+        if (!fd_) {
+            if (errno == ENOENT) return false;
+            throw_errno("open " + path_);
+        }
+    }
+    char chunk[65536];
+    for (;;) {
+        ssize_t n = ::read(fd_.get(), chunk, sizeof chunk);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw_errno("read " + path_);
+        }
+        if (n == 0) break;
+        buf_.append(chunk, static_cast<size_t>(n));
+    }
+    size_t pos = 0;
+    while (buf_.size() - pos >= 5) {
+        uint32_t len;
+        std::memcpy(&len, buf_.data() + pos, 4);
+        len = ntohl(len);
+        if (len == 0 || len > protocol::kMaxFrame) throw SysError("corrupt output log " + path_, EBADMSG);
+        if (buf_.size() - pos - 4 < len) break;  // still being written
+        auto kind = static_cast<protocol::FrameKind>(buf_[pos + 4]);
+        sink(kind, std::string_view(buf_.data() + pos + 5, len - 1));
+        pos += 4 + len;
+    }
+    buf_.erase(0, pos);
+    return true;
 }
 
 void replay_output_log(const std::string& path,

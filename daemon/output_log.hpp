@@ -28,6 +28,20 @@ private:
     bool truncated_ = false;
 };
 
+// Follows a log that may still be growing: each poll() delivers the frames
+// completed since the last one (a frame being written is left for later).
+class OutputLogTail {
+public:
+    explicit OutputLogTail(std::string path) : path_(std::move(path)) {}
+    // Returns false if the log doesn't exist (yet).
+    bool poll(const std::function<void(protocol::FrameKind, std::string_view)>& sink);
+
+private:
+    std::string path_;
+    UniqueFd fd_;
+    std::string buf_;
+};
+
 // Reads a stored log back frame by frame (bounded frames; stops at a torn tail).
 void replay_output_log(const std::string& path,
                        const std::function<void(protocol::FrameKind, std::string_view)>& sink);

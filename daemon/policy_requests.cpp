@@ -105,6 +105,9 @@ policy::ProfileLoader policy_dir_loader(const std::string& dir) {
         struct stat st {};
         if (::fstat(fd.get(), &st) != 0) throw policy::PolicyError(path + ": " + std::strerror(errno));
         if (!S_ISREG(st.st_mode)) throw policy::PolicyError(path + ": not a regular file");
+        // Admin policies bind every job: only root may be able to change them.
+        if (::geteuid() == 0 && (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0))
+            throw policy::PolicyError(path + ": must be owned by root and writable by nobody else");
         try {
             return read_to_end(fd.get(), kMaxProfileBytes);
         } catch (const SysError& e) {

@@ -123,7 +123,7 @@ bool RunnerProcess::still_ready() const {
 }
 
 void RunnerProcess::run(const sandbox::RunSpec& spec, sandbox::RunFds fds) {
-    std::vector<int> pass = {fds.stdout_w.get(), fds.stderr_w.get(), fds.src_dir.get()};
+    std::vector<int> pass = {fds.stdout_w.get(), fds.stderr_w.get(), fds.deviations_w.get(), fds.src_dir.get()};
     if (spec.has_out) pass.push_back(fds.out_dir.get());
     sandbox::send_control(control_.get(), json{{"run", spec}}, pass);
 }

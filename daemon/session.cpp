@@ -6,7 +6,9 @@
 #include <spdlog/spdlog.h>
 
 #include "common/sys_error.hpp"
+#include "daemon/job_requests.hpp"
 #include "daemon/peer.hpp"
+#include "daemon/policy_requests.hpp"
 #include "protocol/messages.hpp"
 
 namespace hermetic::daemon {
@@ -103,14 +105,20 @@ void handle_run(int fd, const Peer& peer, const json& msg, std::vector<UniqueFd>
         return send_error(fd, e.code(), e.what());
     }
     json accepted = protocol::make_message("accepted");
-    accepted["job"] = s.job->id();
+    accepted["job"] = s.id;
+    if (s.existing) accepted["existing"] = true;
     try {
         protocol::send_message(fd, accepted);
-        follow_job(fd, *s.job, *s.subscription);
+        if (s.existing) {
+            // The same key and request: the earlier job's output and result, no second run.
+            follow_stored_job(fd, *ctx.jobs, ctx.jobs->view(s.id, peer.uid), true);
+        } else {
+            follow_job(fd, *s.job, *s.subscription);
+        }
     } catch (const std::exception& e) {
-        spdlog::debug("job {}: client connection: {}", s.job->id(), e.what());
+        spdlog::debug("job {}: client connection: {}", s.id, e.what());
     }
-    s.subscription->close();
+    if (s.subscription) s.subscription->close();
 }
 
 }  // namespace
@@ -145,6 +153,11 @@ void serve_session(UniqueFd conn, const SessionContext& ctx) noexcept {
         }
         const std::string type = msg["type"].get<std::string>();
         if (type == "run") return handle_run(fd, peer, msg, std::move(f->fds), ctx);
+        if (is_job_request(type)) return serve_job_request(fd, *ctx.jobs, peer.uid, msg);
+        if (ctx.policies) {
+            if (auto r = handle_policy_request(*ctx.policies, msg)) return protocol::send_message(fd, *r);
+        }
+        if (is_evidence_request(type)) return serve_evidence_request(fd, ctx.evidence, peer.uid, msg);
         if (type == "ping") {
             json pong = protocol::make_message("pong");
             pong["version"] = HERMETIC_VERSION;

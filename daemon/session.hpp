@@ -7,7 +7,9 @@
 
 #include "common/unique_fd.hpp"
 #include "daemon/config.hpp"
+#include "daemon/evidence_requests.hpp"
 #include "daemon/job_manager.hpp"
+#include "syscall-policy/policy_store.hpp"
 
 namespace hermetic::daemon {
 
@@ -15,6 +17,8 @@ struct SessionContext {
     const DaemonConfig* config = nullptr;
     JobManager* jobs = nullptr;
     gid_t submit_group = 0;
+    policy::PolicyStore* policies = nullptr;
+    EvidenceContext evidence;
 };
 
 void serve_session(UniqueFd conn, const SessionContext& ctx) noexcept;

@@ -157,6 +157,7 @@ void to_json(json& j, const JobOutcome& o) {
              {"pids_limit_hit", o.pids_limit_hit},
              {"outputs", o.outputs},
              {"notices", o.notices},
+             {"source_digest", o.source_digest},
              {"phase_ms", o.phase_ms}};
 }
 
@@ -171,6 +172,7 @@ void from_json(const json& j, JobOutcome& o) {
     o.pids_limit_hit = j.value("pids_limit_hit", false);
     o.outputs = j.value("outputs", std::vector<protocol::OutputEntry>{});
     o.notices = j.value("notices", std::vector<std::string>{});
+    o.source_digest = j.value("source_digest", "");
     o.phase_ms = j.value("phase_ms", std::map<std::string, double>{});
 }
 

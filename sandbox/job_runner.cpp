@@ -19,6 +19,7 @@
 
 #include "common/io.hpp"
 #include "common/sys_error.hpp"
+#include "audit/identity.hpp"
 #include "sandbox/helper_process.hpp"
 #include "sandbox/process_util.hpp"
 #include "sandbox/sandbox_init.hpp"
@@ -186,12 +187,13 @@ public:
             if (!m) return false;
             if (!m->body.contains("run")) throw std::runtime_error("runner: expected a job");
             spec = m->body["run"].get<RunSpec>();
-            size_t want = spec.has_out ? 4 : 3;
+            size_t want = spec.has_out ? 5 : 4;
             if (m->fds.size() != want) throw std::runtime_error("runner: wrong number of descriptors for the job");
             fds.stdout_w = std::move(m->fds[0]);
             fds.stderr_w = std::move(m->fds[1]);
-            fds.src_dir = std::move(m->fds[2]);
-            if (spec.has_out) fds.out_dir = std::move(m->fds[3]);
+            fds.deviations_w = std::move(m->fds[2]);
+            fds.src_dir = std::move(m->fds[3]);
+            if (spec.has_out) fds.out_dir = std::move(m->fds[4]);
             return true;
         }
     }
@@ -228,6 +230,7 @@ private:
         cgroup_->set_limits(spec_.limits);
         outputs_ = make_pipe();
         bool has_source = !source_is_empty(fds_.src_dir.get());
+        if (!has_source) out_.source_digest = audit::tree_digest({});
         FdPair source;
         if (has_source) {
             source = make_pipe();
@@ -267,6 +270,7 @@ private:
     }
 
     void on_status(const nlohmann::json& m) {
+        if (m.contains("source_digest")) out_.source_digest = m["source_digest"].get<std::string>();
         if (m.contains("phase")) {
             std::string phase = m["phase"].get<std::string>();
             out_.phase_ms[phase] = m.value("ms", 0.0);

@@ -81,6 +81,7 @@ struct RunSpec {
 struct RunFds {
     UniqueFd stdout_w;
     UniqueFd stderr_w;
+    UniqueFd deviations_w;  // the supervisor's deviation stream, to the daemon's audit writer
     UniqueFd src_dir;  // the caller's --src, opened by the client
     UniqueFd out_dir;  // the caller's --out, or invalid
 };
@@ -103,6 +104,7 @@ struct JobOutcome {
     bool pids_limit_hit = false;
     std::vector<protocol::OutputEntry> outputs;
     std::vector<std::string> notices;              // e.g. special files skipped in --src
+    std::string source_digest;                     // hermetic-tree/1 digest of /build as copied in
     std::map<std::string, double> phase_ms;        // where the time went (benchmarks)
 };
 

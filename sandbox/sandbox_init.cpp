@@ -14,6 +14,7 @@
 
 #include "common/io.hpp"
 #include "common/sys_error.hpp"
+#include "audit/identity.hpp"
 #include "sandbox/build_exec.hpp"
 #include "sandbox/capabilities.hpp"
 #include "sandbox/control_channel.hpp"
@@ -100,22 +101,27 @@ InitJob receive_job(int fd) {
 }
 
 // Copies the source stream into /build as the build user (files owned by 1000).
-void receive_source(int control, const SandboxConfig& config, const InitJob& job) {
+std::string receive_source(int control, const SandboxConfig& config, const InitJob& job) {
     UniqueFd build = open_dir("/build", O_NOFOLLOW);
     ReceiveOptions opts;
     opts.limits = config.source_limits;
     opts.set_mtime = job.epoch;
+    opts.hash = true;  // the source tree's digest is evidence (attestation)
     int in = job.source_r.get(), dest = build.get();
     auto helper = HelperProcess::spawn({in, dest}, [] { drop_to_build_user(); },
                                        [&] {
-                                           receive_tree(in, dest, opts);
-                                           return json();
+                                           auto r = receive_tree(in, dest, opts);
+                                           std::vector<audit::TreeEntry> t;
+                                           t.reserve(r.entries.size());
+                                           for (const auto& e : r.entries) t.push_back({e.path, e.type, e.mode, e.sha256});
+                                           return json{{"digest", audit::tree_digest(std::move(t))}};
                                        });
     auto r = helper.wait();
     if (!r.ok) {
         report(control, {{"error", "source"}, {"kind", r.error_kind}, {"message", r.message}});
         throw AlreadyReported();
     }
+    return r.value.value("digest", "");
 }
 
 bool out_is_empty() {
@@ -236,9 +242,9 @@ void run(const InitContext& ctx) {
     auto t = Clock::now();
     finish_sys(job.cpus_visible);
     if (job.source_r) {
-        receive_source(ctx.control_fd, *ctx.config, job);
+        std::string digest = receive_source(ctx.control_fd, *ctx.config, job);
         job.source_r.reset();
-        report(ctx.control_fd, {{"phase", "source"}, {"ms", ms_since(t)}});
+        report(ctx.control_fd, {{"phase", "source"}, {"ms", ms_since(t)}, {"source_digest", digest}});
     }
     enter_time_namespace_for_children();
     run_build(ctx.control_fd, *ctx.config, job);

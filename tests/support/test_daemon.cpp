@@ -70,7 +70,8 @@ TestDaemon::TestDaemon(TestDaemonOptions opts) : opts_(std::move(opts)), dir_("h
                        "netns-pool = 2\n"
                        "max-jobs = 8\n"
                        "default-memory = 2G\n"
-                       "log-level = debug\n";
+                       "log-level = debug\n"
+                       "policy-dir = " HERMETIC_SOURCE_DIR "/policies\n";
     for (const auto& l : opts_.config_lines) conf += l + "\n";
     write_file(config_, conf, 0644);
     start();
