@@ -18,25 +18,30 @@
 //   * a FUSE file system init mounts over /dev/{u,}random, /proc/{cpuinfo,...},
 //     /proc/sys/kernel/... .
 //
-// Call sequence (exactly; see mini_sandbox.cpp for a complete, tested example):
+// Call sequence (exactly; README.md says where in job_runner/sandbox_init/
+// build_exec; mini_sandbox.cpp is a complete, tested example, "hook 1..5"):
 //
-//   runner, per job, before the build process exists:
+//   runner, per job, before sending the job to init:
 //     Supervisor sup(config, sink);                 // forks the supervisor
 //     UniqueFd fuse = sup.open_served_files(init_pid);  // pass to init with the job
+//     SocketPair handoff = make_socketpair();       // .b to init (for the build), .a kept
 //   init (root in the sandbox's user+mount namespaces), before forking the build:
 //     mount_served_files(fuse.get());               // then close it
 //   build process (pid 2), after its uid drop and no_new_privs, in this order:
 //     prepare_build_process();                      // before install_filters()
 //     UniqueFd listener = install_filters(policy);  // policy: with_determinism(...)
-//     hand_off_to_supervisor(handoff_sock, std::move(listener));  // blocks until attached
+//     hand_off_to_supervisor(handoff_b, std::move(listener));  // blocks until attached
 //     execve(...)
-//   runner, concurrently (the build waits in hand_off_to_supervisor):
-//     sup.start_from_handoff(runner_end_of_handoff_sock);
+//   runner, when handoff.a becomes readable (poll it with init's status socket):
+//     sup.start_from_handoff(handoff.a.get());
 //   runner, after every build process is gone (init has reaped them all):
 //     Summary s = sup.stop();
 //
-// The runner must not call waitpid(-1, ...) (it never does: it waits on pids and
-// pidfds); tracees are the supervisor's, not the runner's.
+// Clocks are per thread (what a thread reads depends on its own history, not on
+// how its siblings were scheduled); a new thread or process starts from its
+// creator's clock. The runner must not call waitpid(-1, ...) while a Supervisor
+// exists (it never does: it waits on pids and pidfds); tracees are the
+// supervisor's, not the runner's.
 #pragma once
 
 #include <sys/types.h>
