@@ -70,27 +70,27 @@ void ChainWriter::add_to(Slot& s, uint64_t n, int64_t t) {
     s.last_t = t;
 }
 
-void ChainWriter::count(const Event& e, const std::string& syscall, const std::string& cls) {
-    auto bump = [](std::map<std::string, uint64_t>& m, const std::string& k) {
-        auto it = m.find(k);
-        if (it != m.end()) ++it->second;
-        else if (m.size() < kMaxSummaryKeys) m.emplace(k, 1);
-        else ++m[kOtherKey];
+void ChainWriter::count(const Event& e, const std::string& syscall, const std::string& cls, uint64_t k) {
+    auto bump = [k](std::map<std::string, uint64_t>& m, const std::string& key) {
+        auto it = m.find(key);
+        if (it != m.end()) it->second += k;
+        else if (m.size() < kMaxSummaryKeys) m.emplace(key, k);
+        else m[kOtherKey] += k;
     };
     bump(tally_.by_syscall, syscall);
-    ++tally_.by_action[to_string(e.action)];
+    tally_.by_action[to_string(e.action)] += k;
     bump(tally_.by_class, cls);
     if (is_network_event(syscall, cls)) {
         std::string args = bounded_text(e.args, 128);
         std::string key = syscall + '\x1f' + to_string(e.action) + '\x1f' + args;
         auto it = network_index_.find(key);
         if (it != network_index_.end()) {
-            ++tally_.network[it->second].count;
+            tally_.network[it->second].count += k;
         } else if (tally_.network.size() < kMaxNetworkEntries) {
             network_index_.emplace(key, tally_.network.size());
-            tally_.network.push_back({syscall, to_string(e.action), std::move(args), 1});
+            tally_.network.push_back({syscall, to_string(e.action), std::move(args), k});
         } else {
-            ++tally_.network_other;
+            tally_.network_other += k;
         }
     } else if (cls == "unvirtualizable") {
         auto& u = tally_.unvirtualizable;
@@ -108,6 +108,37 @@ bool is_network_event(const std::string& syscall, const std::string& cls) {
 
 void ChainWriter::append(const Event& e) {
     if (finished_) throw std::logic_error("audit log: append after finish");
+    append_one(e);
+    if (e.count > 1) append_repeats(e, e.count - 1);
+}
+
+// The rest of a batch: counted exactly, into the aggregate of the batch's kind
+// (its first event was just written or aggregated like any other).
+void ChainWriter::append_repeats(const Event& e, uint64_t k) {
+    const uint64_t first = tally_.events + 1;
+    tally_.events += k;
+    std::string syscall = bounded_ident(e.syscall, kMaxSyscallName);
+    std::string cls = bounded_ident(e.cls, kMaxClass);
+    const char* action = to_string(e.action);
+    count(e, syscall, cls, k);
+    std::string key = syscall + '\x1f' + action + '\x1f' + cls;
+    auto it = fine_.find(key);
+    Slot* slot;
+    if (it != fine_.end()) {
+        slot = &it->second;
+    } else if (fine_.size() < max_fine_keys_ && bytes_ + reserve(fine_.size() + 1) <= opt_.max_bytes) {
+        slot = &fine_.emplace(std::move(key), Slot{syscall, action, cls}).first->second;
+    } else {
+        slot = &catch_all_[static_cast<int>(e.action)];
+    }
+    if (!aggregating_since_) aggregating_since_ = first;
+    aggregated_ += k;
+    add_to(*slot, first, e.vtime_ns);
+    slot->count += k - 1;
+    slot->last_n = first + k - 1;
+}
+
+void ChainWriter::append_one(const Event& e) {
     const uint64_t n = ++tally_.events;
     std::string syscall = bounded_ident(e.syscall, kMaxSyscallName);
     std::string cls = bounded_ident(e.cls, kMaxClass);

@@ -15,7 +15,7 @@
 //
 // Bound. The file never exceeds `max_bytes`. Events are written one by one until
 // the log reaches max_bytes minus a reserve (room for one aggregate record per
-// key seen, the four catch-all keys and the end record, plus an eighth of the
+// key seen, the catch-all keys (one per action) and the end record, plus an eighth of the
 // bound kept for novel events). From then on a repeated event (its key already
 // seen) is only counted; an event of a new key is still written while the
 // reserve allows, so a late socket attempt stays visible after a clock flood.
@@ -110,7 +110,9 @@ private:
     };
     void emit(nlohmann::json body);
     void commit(std::string_view body_text);
-    void count(const Event& e, const std::string& syscall, const std::string& cls);
+    void count(const Event& e, const std::string& syscall, const std::string& cls, uint64_t k = 1);
+    void append_one(const Event& e);
+    void append_repeats(const Event& e, uint64_t k);
     static void add_to(Slot& s, uint64_t n, int64_t t);
     [[nodiscard]] uint64_t reserve(size_t keys) const;
 

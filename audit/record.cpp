@@ -11,6 +11,7 @@ const char* to_string(Action a) {
         case Action::Denied: return "denied";
         case Action::Reordered: return "reordered";
         case Action::Killed: return "killed";
+        case Action::Logged: return "logged";
     }
     return "unknown";
 }
@@ -20,6 +21,7 @@ std::optional<Action> parse_action(std::string_view s) {
     if (s == "denied") return Action::Denied;
     if (s == "reordered") return Action::Reordered;
     if (s == "killed") return Action::Killed;
+    if (s == "logged") return Action::Logged;
     return std::nullopt;
 }
 

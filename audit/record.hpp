@@ -25,8 +25,8 @@ inline constexpr const char* kLogFormat = "hermetic-audit/1";
 inline constexpr std::string_view kGenesis = "0000000000000000000000000000000000000000000000000000000000000000";
 
 // What the sandbox did with one syscall (mirrors sandbox::DeviationAction).
-enum class Action { Virtualized, Denied, Reordered, Killed };
-inline constexpr int kActionCount = 4;
+enum class Action { Virtualized, Denied, Reordered, Killed, Logged };
+inline constexpr int kActionCount = 5;
 const char* to_string(Action a);
 std::optional<Action> parse_action(std::string_view s);
 
@@ -50,6 +50,9 @@ struct Event {
     std::string cls;       // "time", "random", "fs-order", "network", ...
     std::string value;     // what the build got
     std::optional<std::string> real_value;  // with --trace: what it would have got
+    // > 1: this event stands for `count` identical calls (a batch the supervisor
+    // counted without a trap each); the first is the record, the rest aggregate.
+    uint64_t count = 1;
 };
 
 // The line for BODY (with the trailing newline). BODY must be a non-empty object.

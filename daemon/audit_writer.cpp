@@ -18,6 +18,7 @@ audit::Action to_audit(sandbox::DeviationAction a) {
         case sandbox::DeviationAction::Denied: return audit::Action::Denied;
         case sandbox::DeviationAction::Reordered: return audit::Action::Reordered;
         case sandbox::DeviationAction::Killed: return audit::Action::Killed;
+        case sandbox::DeviationAction::Logged: return audit::Action::Logged;
     }
     return audit::Action::Denied;
 }
@@ -102,6 +103,7 @@ void AuditWriter::record(sandbox::Deviation d) {
     e.action = to_audit(d.action);
     e.cls = std::move(d.cls);
     e.value = std::move(d.value);
+    e.count = d.count;
     if (opt_.trace) e.real_value = std::move(d.real_value);
     std::unique_lock lock(mu_);
     space_cv_.wait(lock, [&] { return queue_.size() < kMaxQueued || stopping_; });

@@ -406,6 +406,8 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
     spec.epoch = job->plan_.epoch;
     spec.filters = job->plan_.policy->compiled.filters;
     spec.policy_digest = job->plan_.policy->digest();
+    spec.seed = job->plan_.request.seed.value_or(0);
+    spec.trace = job->plan_.request.trace;
     FdPair deviations = make_pipe();
     sandbox::RunFds fds{std::move(out_pipe.write), std::move(err_pipe.write), std::move(deviations.write),
                         std::move(job->plan_.src_dir), std::move(job->plan_.out_dir)};
@@ -531,6 +533,11 @@ std::string JobManager::seal_evidence(const std::shared_ptr<Job>& job, AuditWrit
             ev.started_ms = rec->started_ms ? rec->started_ms : rec->created_ms;
         }
         ev.finished_ms = now_ms();
+        if (outcome.supervised) {
+            ev.unvirtualizable = outcome.unvirtualizable;
+            ev.supervisor_events = outcome.supervisor_events;
+        }
+        ev.notes.insert(ev.notes.end(), outcome.supervisor_notes.begin(), outcome.supervisor_notes.end());
         AuditFinish f = audit.finish(ev, *evidence_.keys->current());
         return f.audit_digest;
     } catch (const std::exception& e) {

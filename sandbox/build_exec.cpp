@@ -12,6 +12,7 @@
 #include "common/io.hpp"
 #include "common/sys_error.hpp"
 #include "sandbox/capabilities.hpp"
+#include "sandbox/determinism/determinism.hpp"
 #include "sandbox/process_util.hpp"
 #include "sandbox/seccomp_install.hpp"
 
@@ -54,11 +55,15 @@ void setup_process(BuildExec& b) {
     };
     int out = above_stdio(b.stdout_fd), err = above_stdio(b.stderr_fd);
     b.exec_error_fd = above_stdio(b.exec_error_fd);
+    if (b.handoff_fd >= 0) b.handoff_fd = above_stdio(b.handoff_fd);
     UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (!null) throw_errno("open /dev/null");
     if (::dup2(null.get(), 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(err, 2) < 0) throw_errno("dup2 stdio");
-    // Exactly 0, 1, 2 (and the CLOEXEC error pipe, gone at exec) survive.
-    close_fds_except({0, 1, 2, b.exec_error_fd});
+    // Exactly 0, 1, 2 (and the CLOEXEC error pipe and hand-off socket, gone at
+    // exec) survive.
+    std::vector<int> keep = {0, 1, 2, b.exec_error_fd};
+    if (b.handoff_fd >= 0) keep.push_back(b.handoff_fd);
+    close_fds_except(keep);
     if (::chdir("/build") != 0) throw_errno("chdir /build");
     ::umask(022);
     set_rlimit(RLIMIT_CORE, 0, "RLIMIT_CORE");
@@ -96,9 +101,15 @@ void exec_build(BuildExec b) noexcept {
                 pos = colon + 1;
             }
         }
-        // No supervisor takes the listener yet: closing it makes any notify action
-        // fail closed with ENOSYS.
-        install_filters(*b.policy).reset();
+        if (b.handoff_fd >= 0) {
+            // rdtsc must fault (PR_SET_TSC) before the filters deny prctl's use.
+            determinism::prepare_build_process();
+            UniqueFd listener = install_filters(*b.policy);
+            determinism::hand_off_to_supervisor(b.handoff_fd, std::move(listener));  // until attached
+        } else {
+            // A policy without notify actions has no listener to hand over.
+            install_filters(*b.policy).reset();
+        }
         int first_error = ENOENT;
         for (const auto& c : candidates) {
             ::execve(c.c_str(), argv.data(), envp.data());

@@ -21,6 +21,9 @@ struct BuildExec {
     int exec_error_fd = -1;
     const SandboxConfig* config = nullptr;
     const policy::CompiledPolicy* policy = nullptr;
+    // With a determinism supervisor: the socket the seccomp listener is handed
+    // over on (the build blocks there until the supervisor has attached); -1 without.
+    int handoff_fd = -1;
 };
 
 // Never returns: execs the build or _exits 126 (not executable), 127 (not

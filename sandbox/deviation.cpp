@@ -8,6 +8,7 @@ const char* to_string(DeviationAction a) {
         case DeviationAction::Denied: return "denied";
         case DeviationAction::Reordered: return "reordered";
         case DeviationAction::Killed: return "killed";
+        case DeviationAction::Logged: return "logged";
     }
     return "unknown";
 }

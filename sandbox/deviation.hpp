@@ -11,7 +11,8 @@
 
 namespace hermetic::sandbox {
 
-enum class DeviationAction { Virtualized, Denied, Reordered, Killed };
+// Logged: allowed, recorded because the policy says "log".
+enum class DeviationAction { Virtualized, Denied, Reordered, Killed, Logged };
 
 const char* to_string(DeviationAction a);
 
@@ -28,6 +29,8 @@ struct Deviation {
                                   // "fs-metadata", "network", "policy", ...
     std::string value;            // what the build got (bounded)
     std::optional<std::string> real_value;  // with --trace: what it would have got
+    // > 1: a batch of identical calls (clock reads served in-process), one record.
+    uint64_t count = 1;
 };
 
 // Implementations must be cheap and thread-safe; they never block the build for long.

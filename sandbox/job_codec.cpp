@@ -126,7 +126,9 @@ void to_json(json& j, const RunSpec& v) {
              {"cpus_visible", v.cpus_visible},
              {"epoch", v.epoch},
              {"filters", filters},
-             {"policy_digest", v.policy_digest}};
+             {"policy_digest", v.policy_digest},
+             {"seed", v.seed},
+             {"trace", v.trace}};
     if (v.out_exclude) j["out_exclude"] = *v.out_exclude;
     if (v.timeout) j["timeout_ms"] = v.timeout->count();
 }
@@ -146,6 +148,8 @@ void from_json(const json& j, RunSpec& v) {
     v.epoch = j.at("epoch").get<int64_t>();
     v.filters = filters_from_json(j.at("filters"));
     v.policy_digest = j.value("policy_digest", "");
+    v.seed = j.value("seed", uint64_t{0});
+    v.trace = j.value("trace", false);
 }
 
 void to_json(json& j, const JobOutcome& o) {
@@ -158,7 +162,12 @@ void to_json(json& j, const JobOutcome& o) {
              {"outputs", o.outputs},
              {"notices", o.notices},
              {"source_digest", o.source_digest},
-             {"phase_ms", o.phase_ms}};
+             {"phase_ms", o.phase_ms},
+             {"supervised", o.supervised},
+             {"unvirtualizable", o.unvirtualizable},
+             {"supervisor_events", o.supervisor_events},
+             {"supervisor_notes", o.supervisor_notes},
+             {"deviations_by_class", o.deviations_by_class}};
 }
 
 void from_json(const json& j, JobOutcome& o) {
@@ -174,6 +183,11 @@ void from_json(const json& j, JobOutcome& o) {
     o.notices = j.value("notices", std::vector<std::string>{});
     o.source_digest = j.value("source_digest", "");
     o.phase_ms = j.value("phase_ms", std::map<std::string, double>{});
+    o.supervised = j.value("supervised", false);
+    o.unvirtualizable = j.value("unvirtualizable", std::vector<std::string>{});
+    o.supervisor_events = j.value("supervisor_events", uint64_t{0});
+    o.supervisor_notes = j.value("supervisor_notes", std::vector<std::string>{});
+    o.deviations_by_class = j.value("deviations_by_class", std::map<std::string, uint64_t>{});
 }
 
 }  // namespace hermetic::sandbox

@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
@@ -24,6 +25,8 @@
 #include "sandbox/process_util.hpp"
 #include "sandbox/sandbox_init.hpp"
 #include "sandbox/control_channel.hpp"
+#include "sandbox/determinism/determinism.hpp"
+#include "sandbox/deviation_stream.hpp"
 #include "sandbox/job_codec.hpp"
 #include "sandbox/tree_stream.hpp"
 #include "sandbox/userns.hpp"
@@ -260,13 +263,90 @@ private:
                               {"has_source", has_source}};
         std::vector<int> pass = {fds_.stdout_w.get(), fds_.stderr_w.get(), outputs_.write.get()};
         if (has_source) pass.push_back(source.read.get());
+        // A policy that virtualizes (or logs) anything needs the supervisor: it
+        // answers the filter's notifications. It serves /dev/urandom and /proc
+        // files through a FUSE descriptor init mounts, and takes the build's
+        // listener over the hand-off socket before the build may exec.
+        UniqueFd fuse, handoff_b;
+        if (needs_supervisor()) {
+            t = Clock::now();
+            devsink_.emplace(fds_.deviations_w.get());
+            sup_.emplace(determinism_config(), *devsink_);
+            fuse = sup_->open_served_files(init_pid_);
+            SocketPair handoff = make_socketpair();
+            handoff_ = std::move(handoff.a);
+            handoff_b = std::move(handoff.b);
+            pass.push_back(fuse.get());
+            pass.push_back(handoff_b.get());
+            job["supervised"] = true;
+            out_.phase_ms["supervisor"] = ms_since(t);
+        }
         send_control(init_.get(), {{"job", job}}, pass);
+        fuse.reset();
+        handoff_b.reset();
         // Only the build holds the output pipes now: their EOF means it is gone.
         fds_.stdout_w.reset();
         fds_.stderr_w.reset();
         outputs_.write.reset();
         out_.phase_ms["start-job"] = ms_since(t);
         t_started_ = Clock::now();
+    }
+
+    [[nodiscard]] bool needs_supervisor() const {
+        for (const auto& f : spec_.filters)
+            if (f.needs_listener) return true;
+        return false;
+    }
+
+    [[nodiscard]] determinism::DeterminismConfig determinism_config() const {
+        determinism::DeterminismConfig c;
+        c.seed = spec_.seed;
+        c.epoch = spec_.epoch;
+        c.cpus = spec_.cpus_visible;
+        c.trace = spec_.trace;
+        if (c.trace) c.in_process_clock = false;  // every read then carries its real value
+        return c;
+    }
+
+    // The build is waiting on the hand-off socket with its filters installed:
+    // the supervisor attaches, then lets it exec.
+    void start_supervisor() {
+        auto t = Clock::now();
+        pollfd p{handoff_.get(), POLLIN, 0};
+        char c;
+        // EOF without a message: init failed before the build started (it says why).
+        if (::poll(&p, 1, 0) > 0 && ::recv(handoff_.get(), &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+            handoff_.reset();
+            return;
+        }
+        sup_->start_from_handoff(handoff_.get());
+        handoff_.reset();
+        out_.phase_ms["supervisor-attach"] = ms_since(t);
+    }
+
+    // After every build process is gone: the supervisor's account of the job.
+    void stop_supervisor() noexcept {
+        if (!sup_) return;
+        try {
+            determinism::Summary s = sup_->stop();
+            out_.supervised = true;
+            out_.unvirtualizable = s.unvirtualizable;
+            out_.deviations_by_class = s.by_class;
+            for (const auto& [_, n] : s.by_syscall) out_.supervisor_events += n;
+            out_.supervisor_notes = s.notes;
+            for (const auto& [what, n] : s.denied)
+                out_.supervisor_notes.push_back("failed closed (ENOSYS) " + std::to_string(n) + "x: " + what);
+            out_.phase_ms["supervisor-cpu"] = static_cast<double>(s.supervisor_cpu_ns) / 1e6;
+        } catch (const std::exception& e) {
+            out_.supervisor_notes.push_back(std::string("determinism supervisor: ") + e.what());
+        }
+        sup_.reset();
+        if (devsink_) {
+            devsink_->flush();
+            if (uint64_t n = devsink_->dropped())
+                out_.supervisor_notes.push_back(std::to_string(n) + " deviation record(s) could not be delivered");
+        }
+        fds_.deviations_w.reset();  // EOF for the daemon's pump
     }
 
     void on_status(const nlohmann::json& m) {
@@ -335,13 +415,14 @@ private:
     void supervise() {
         bool init_alive = true, init_open = true;
         while (init_open || init_alive) {
-            pollfd fds[4] = {
+            pollfd fds[5] = {
                 {init_open ? init_.get() : -1, POLLIN, 0},
                 {init_alive ? init_pidfd_.get() : -1, POLLIN, 0},
                 {timer_.get(), POLLIN, 0},
                 {signals_.get(), POLLIN, 0},
+                {handoff_ ? handoff_.get() : -1, POLLIN, 0},
             };
-            int rc = ::poll(fds, 4, -1);
+            int rc = ::poll(fds, 5, -1);
             if (rc < 0) {
                 if (errno == EINTR) continue;
                 throw_errno("poll");
@@ -357,6 +438,15 @@ private:
                     init_open = false;
                 } else {
                     on_status(m->body);
+                }
+            }
+            if (fds[4].revents) {
+                try {
+                    start_supervisor();
+                } catch (const std::exception& e) {
+                    handoff_.reset();
+                    fail(JobStatus::SetupFailed, std::string("sandbox setup failed: determinism supervisor: ") + e.what());
+                    if (init_alive) kill_pidfd(init_pidfd_.get());
                 }
             }
             if (fds[1].revents & POLLIN) {
@@ -475,6 +565,7 @@ private:
                 init_wait_status_ = wait_for(init_pid_);
                 init_pid_ = -1;
             }
+            stop_supervisor();
             if (cgroup_) {
                 out_.oom_killed = cgroup_->oom_killed();
                 out_.pids_limit_hit = cgroup_->pids_limit_hit();
@@ -506,6 +597,7 @@ private:
         }
         writer_.kill();
         reader_.kill();
+        stop_supervisor();
         try {
             if (cgroup_) cgroup_->remove();
         } catch (const std::exception& e) {
@@ -526,6 +618,10 @@ private:
     UniqueFd signals_, timer_, init_;
     FdPair outputs_;
     HelperProcess reader_, writer_;
+    // Declared in this order: the supervisor's reader thread writes into the sink.
+    std::optional<DeviationStreamWriter> devsink_;
+    std::optional<determinism::Supervisor> sup_;
+    UniqueFd handoff_;  // the runner's end of the build's hand-off socket
     pid_t init_pid_ = -1;
     UniqueFd init_pidfd_;
     int init_wait_status_ = 0;

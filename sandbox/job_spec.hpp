@@ -76,6 +76,8 @@ struct RunSpec {
     int64_t epoch = 0;             // SOURCE_DATE_EPOCH: times given to copied files
     std::vector<policy::Filter> filters;  // the compiled seccomp policy, in install order
     std::string policy_digest;
+    uint64_t seed = 0;             // --seed: keys every random byte the build sees
+    bool trace = false;            // --trace: deviations also carry the real value
 };
 
 struct RunFds {
@@ -106,6 +108,12 @@ struct JobOutcome {
     std::vector<std::string> notices;              // e.g. special files skipped in --src
     std::string source_digest;                     // hermetic-tree/1 digest of /build as copied in
     std::map<std::string, double> phase_ms;        // where the time went (benchmarks)
+    // From the determinism supervisor (absent when the policy virtualizes nothing).
+    bool supervised = false;
+    std::vector<std::string> unvirtualizable;      // sources this host can't virtualize
+    uint64_t supervisor_events = 0;                // deviations the supervisor counted (audit cross-check)
+    std::vector<std::string> supervisor_notes;     // calls failed closed, exec-time patch failures
+    std::map<std::string, uint64_t> deviations_by_class;
 };
 
 }  // namespace hermetic::sandbox

@@ -18,6 +18,7 @@
 #include "sandbox/build_exec.hpp"
 #include "sandbox/capabilities.hpp"
 #include "sandbox/control_channel.hpp"
+#include "sandbox/determinism/determinism.hpp"
 #include "sandbox/helper_process.hpp"
 #include "sandbox/job_codec.hpp"
 #include "sandbox/process_util.hpp"
@@ -45,6 +46,8 @@ struct InitJob {
     int64_t epoch = 0;
     policy::CompiledPolicy policy;
     UniqueFd stdout_w, stderr_w, outputs_w, source_r;
+    // With a supervisor: its served files (/dev/fuse) and the build's hand-off socket.
+    UniqueFd fuse, handoff;
 };
 
 void report(int fd, const json& msg) noexcept {
@@ -92,11 +95,18 @@ InitJob receive_job(int fd) {
     job.epoch = j.at("epoch").get<int64_t>();
     job.policy.filters = filters_from_json(j.at("filters"));
     bool has_source = j.at("has_source").get<bool>();
-    if (m.fds.size() != (has_source ? 4u : 3u)) throw std::runtime_error("init: wrong number of descriptors for the job");
-    job.stdout_w = std::move(m.fds[0]);
-    job.stderr_w = std::move(m.fds[1]);
-    job.outputs_w = std::move(m.fds[2]);
-    if (has_source) job.source_r = std::move(m.fds[3]);
+    bool supervised = j.value("supervised", false);
+    size_t want = 3 + (has_source ? 1 : 0) + (supervised ? 2 : 0);
+    if (m.fds.size() != want) throw std::runtime_error("init: wrong number of descriptors for the job");
+    size_t i = 0;
+    job.stdout_w = std::move(m.fds[i++]);
+    job.stderr_w = std::move(m.fds[i++]);
+    job.outputs_w = std::move(m.fds[i++]);
+    if (has_source) job.source_r = std::move(m.fds[i++]);
+    if (supervised) {
+        job.fuse = std::move(m.fds[i++]);
+        job.handoff = std::move(m.fds[i++]);
+    }
     return job;
 }
 
@@ -182,9 +192,13 @@ void run_build(int control, const SandboxConfig& config, InitJob& job) {
         b.exec_error_fd = exec_err.write.get();
         b.config = &config;
         b.policy = &job.policy;
+        b.handoff_fd = job.handoff ? job.handoff.get() : -1;
         exec_build(b);
     }
     exec_err.write.reset();
+    // Only the build holds the hand-off socket: if it dies before handing off,
+    // the runner sees EOF instead of waiting.
+    job.handoff.reset();
     // Init keeps no copy of the output pipes: EOF for the daemon means the build's
     // processes are gone.
     job.stdout_w.reset();
@@ -241,6 +255,12 @@ void run(const InitContext& ctx) {
     InitJob job = receive_job(ctx.control_fd);
     auto t = Clock::now();
     finish_sys(job.cpus_visible);
+    if (job.fuse) {
+        // /dev/{u,}random and the /proc facts, served by the supervisor.
+        determinism::mount_served_files(job.fuse.get(), "/", "tmp");
+        job.fuse.reset();
+        report(ctx.control_fd, {{"phase", "served-files"}, {"ms", ms_since(t)}});
+    }
     if (job.source_r) {
         std::string digest = receive_source(ctx.control_fd, *ctx.config, job);
         job.source_r.reset();

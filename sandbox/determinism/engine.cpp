@@ -67,6 +67,17 @@ std::string args_text(const seccomp_notif& n) {
 
 }  // namespace
 
+// The class of a syscall a policy merely logs: what the audit summary groups.
+const char* logged_class(int nr) {
+    switch (nr) {
+        case SYS_socket: case SYS_socketpair: case SYS_connect: case SYS_bind: case SYS_listen: case SYS_accept:
+        case SYS_accept4: case SYS_sendto: case SYS_sendmsg: case SYS_sendmmsg: case SYS_recvfrom: case SYS_recvmsg:
+        case SYS_setsockopt: case SYS_getsockopt: case SYS_getsockname: case SYS_getpeername: case SYS_shutdown:
+            return "network";
+        default: return "policy";
+    }
+}
+
 const char* class_of(int nr) {
     switch (nr) {
         case SYS_clock_gettime: case SYS_clock_getres: case SYS_gettimeofday: case SYS_time: case SYS_times:
@@ -117,6 +128,7 @@ void Engine::fold(Task& t) {
         d.args = "in-process vDSO";
         d.cls = "time";
         d.value = std::to_string(counter) + " reads, up to " + std::to_string(t.vt);
+        d.count = counter;
         if (dev_buf_.empty()) dev_first_ = Clock::now();
         encode_deviation(d, dev_buf_);
     }
@@ -528,10 +540,13 @@ Reply Engine::handle(Task& t, const seccomp_notif& n) {
         case SYS_stat: case SYS_fstat: case SYS_lstat: case SYS_newfstatat: case SYS_statx: return stat_call(t, n);
         case SYS_utimensat: case SYS_utimes: case SYS_utime: case SYS_futimesat: return utime_call(t, n);
         default: {
+            // Nothing here virtualizes it, so the filter sent it for a policy "log"
+            // rule: the call proceeds untouched (CONTINUE is safe here: no decision
+            // depends on the caller's memory) and is recorded.
             Reply r;
-            r.kind = Reply::Error;
-            r.error = ENOSYS;
-            deny_note(name_of(n.data.nr) + ": no emulation");
+            r.kind = Reply::Continue;
+            r.logged = true;
+            r.cls = logged_class(n.data.nr);
             return r;
         }
     }
@@ -555,9 +570,11 @@ void Engine::record(Task& t, const seccomp_notif& n, const Reply& r, const char*
     d.syscall = name;
     d.args = args_text(n);
     bool failed_closed = r.kind == Reply::Error && r.error == ENOSYS;
-    d.action = failed_closed ? DeviationAction::Denied : DeviationAction::Virtualized;
+    d.action = r.logged ? DeviationAction::Logged
+                        : failed_closed ? DeviationAction::Denied : DeviationAction::Virtualized;
     d.cls = c;
     if (r.kind == Reply::Error) d.value = "-" + errno_string(r.error);
+    else if (r.logged) d.value = "allowed";
     else if (r.kind == Reply::Continue) d.value = r.value.empty() ? "continue" : r.value + "; continue";
     else if (r.kind == Reply::Reissue) d.value = r.value + "; re-issued";
     else d.value = r.value.empty() ? std::to_string(r.val) : r.value;

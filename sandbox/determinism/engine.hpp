@@ -123,6 +123,7 @@ struct Reply {
     std::string real;                // with --trace
     std::string cls;                 // overrides the syscall's class
     bool quiet = false;              // no deviation record (e.g. CONTINUE of a 0 timeout)
+    bool logged = false;             // a policy "log" rule: allowed as is, recorded
 };
 
 class Engine {
@@ -272,5 +273,6 @@ std::string served_content(const Engine& e, ServedKind kind, Task* reader);
 
 // Classes of the virtualized syscalls, by name.
 const char* class_of(int nr);
+const char* logged_class(int nr);
 
 }  // namespace hermetic::sandbox::determinism

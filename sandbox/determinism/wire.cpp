@@ -47,6 +47,7 @@ void encode_deviation(const Deviation& d, std::string& out) {
     put<int32_t>(out, d.real_pid);
     put<int32_t>(out, d.virtual_pid);
     put<int32_t>(out, d.syscall_nr);
+    put<uint64_t>(out, d.count);
     put<uint8_t>(out, static_cast<uint8_t>(d.action));
     put<uint8_t>(out, d.real_value ? 1 : 0);
     put_str(out, d.exe);
@@ -70,8 +71,10 @@ bool decode_deviation(std::string_view& in, Deviation& d) {
     d.real_pid = c.get<int32_t>();
     d.virtual_pid = c.get<int32_t>();
     d.syscall_nr = c.get<int32_t>();
+    d.count = c.get<uint64_t>();
+    if (d.count == 0) throw std::runtime_error("deviation record with a zero count");
     auto action = c.get<uint8_t>();
-    if (action > static_cast<uint8_t>(DeviationAction::Killed)) throw std::runtime_error("bad deviation action");
+    if (action > static_cast<uint8_t>(DeviationAction::Logged)) throw std::runtime_error("bad deviation action");
     d.action = static_cast<DeviationAction>(action);
     bool has_real = c.get<uint8_t>() != 0;
     d.exe = c.get_str();

@@ -271,6 +271,28 @@ TEST(AuditChain, FloodOfAMillionClockReadsStaysInItsBoundWithExactCounts) {
     EXPECT_EQ(socket_aggregated, 1u);
 }
 
+// Clock reads the supervisor served in-process arrive as one event with a
+// count: its first read is a record, the rest an exact aggregate.
+TEST(AuditChain, ABatchEventCountsEveryReadExactly) {
+    MemFile f;
+    ChainWriter w(f.fd.get(), ChainOptions{"job-batch", kDefaultMaxLogBytes, false});
+    w.append(random_read(1));
+    Event batch = clock_read(2);
+    batch.count = 1'000'000;
+    w.append(batch);
+    w.append(random_read(3));
+    ChainResult res = w.finish();
+    EXPECT_EQ(w.tally().events, 1'000'002u);
+    EXPECT_EQ(w.tally().by_syscall.at("clock_gettime"), 1'000'000u);
+    EXPECT_EQ(res.recorded, 3u);
+    EXPECT_EQ(res.aggregated, 999'999u);
+    ASSERT_TRUE(res.aggregating_since.has_value());
+    EXPECT_EQ(*res.aggregating_since, 3u);
+    ChainReport rep = verify_chain(f.contents());
+    EXPECT_TRUE(rep.ok) << rep.error;
+    EXPECT_EQ(rep.events, 1'000'002u);
+}
+
 TEST(AuditChain, ANewKindIsWrittenEvenWhenEveryAggregationSlotIsTaken) {
     MemFile f;
     ChainWriter w(f.fd.get(), ChainOptions{"job-tiny", kMinMaxLogBytes, false});  // one slot
