@@ -57,7 +57,11 @@ std::vector<std::pair<std::string, std::string>> project() {
     for (const char* n : {"zeta", "alpha", "Mike", "beta", "_under", "9nine", "sub/inner"})
         f.push_back({std::string("tree/") + n, std::string("content of ") + n + "\n"});
     f.push_back({"tree/mod.py", "import time\nSTAMP = 1\ndef f():\n    return {'a': 1, 'b': 2}\n"});
-    f.push_back({"Hello.java", "public class Hello { public static void main(String[] a) { System.out.println(\"hi \" + (System.currentTimeMillis() / 1000) + \" \" + java.util.UUID.randomUUID()); } }\n"});
+    // The JVM's main thread reads its clock after start-up, and how many timed
+    // waits it made by then depends on its service threads' scheduling (each
+    // wait advances the clock by its timeout): README.md "Limits". Its random
+    // bytes are keyed by thread pedigree, so the UUID must match.
+    f.push_back({"Hello.java", "public class Hello { public static void main(String[] a) { System.out.println(\"hi \" + java.util.UUID.randomUUID()); } }\n"});
     return f;
 }
 

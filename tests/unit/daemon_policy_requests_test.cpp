@@ -72,7 +72,7 @@ TEST(PolicyRequests, Show) {
     const json& lines = (*r)["lines"];
     ASSERT_GT(lines.size(), 5u);
     EXPECT_EQ(lines[0]["text"], "default deny ENOSYS");
-    EXPECT_EQ(lines[0]["origin"], "build.policy:11");
+    EXPECT_EQ(lines[0]["origin"], "build.policy:15");
     EXPECT_EQ(lines[1]["text"], "abi i386 kill");
     EXPECT_EQ(lines[1]["origin"], "strict.policy:11");
     bool network = false;

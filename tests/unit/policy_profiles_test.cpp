@@ -105,6 +105,13 @@ TEST(Profiles, BuildIsBaselinePlusDeterminism) {
     Policy expected = baseline_policy();
     for (const Rule& r : det.rules) expected.rules.push_back(r);
     if (det.i386_action) expected.i386_action = det.i386_action;
+    // ... and network attempts logged (audit evidence).
+    for (const char* call : {"connect", "bind"}) {
+        Rule r;
+        r.target = call;
+        r.action = Action::log();
+        expected.rules.push_back(r);
+    }
     EXPECT_EQ(canonical_text(profile("build")), canonical_text(expected));
     // Every virtualization of the determinism rules is in effect (on i386 too,
     // unless the determinism rules close the i386 entry).
@@ -269,7 +276,7 @@ TEST(Digest, SensitiveToEveryChange) {
     EXPECT_EQ(base, compiled("build").digest);
     std::set<std::string> seen = {base};
     for (const char* text : {"include build\ndeny EACCES connect\n", "include build\ndeny EPERM connect\n",
-                             "include build\nkill connect\n", "include build\nlog connect\n",
+                             "include build\nkill connect\n", "include build\nlog sendto\n",
                              "include build\nvirtualize connect\n", "include build\nabi i386 kill\n",
                              "include build\nabi i386 deny EPERM\n", "include build\ndefault kill\n",
                              "include build\ndeny EPERM ioctl if arg1 == 3\n",
