@@ -221,6 +221,26 @@ DaemonConfig defaults() {
     return d;
 }
 
+// Boost's error messages substitute placeholders ("%value%", ...) in a loop
+// that never ends when the offending text contains one itself (found by
+// fuzz/fuzz_config.cpp): a config or argument with '%' is refused before Boost
+// sees it. No option's value needs one.
+void refuse_percent(std::string_view text, const std::string& where) {
+    size_t line = 1;
+    bool comment = false;
+    for (char c : text) {
+        if (c == '\n') {
+            ++line;
+            comment = false;
+        } else if (c == '#') {
+            comment = true;
+        } else if (c == '%' && !comment) {
+            throw ConfigError((where.empty() ? "line " + std::to_string(line) : where) +
+                              ": '%' is not allowed in option names or values");
+        }
+    }
+}
+
 }  // namespace
 
 DaemonConfig parse_config_text(const std::string& text, const std::string& origin, DaemonConfig base) {
@@ -228,6 +248,7 @@ DaemonConfig parse_config_text(const std::string& text, const std::string& origi
     auto desc = shared_options(raw, base);
     po::variables_map vm;
     try {
+        refuse_percent(text, "");
         std::istringstream in(text);
         auto parsed = po::parse_config_file(in, desc, /*allow_unregistered=*/false);
         refuse_negative_unsigned(parsed, desc);
@@ -259,6 +280,98 @@ std::string help_text() {
     return s.str();
 }
 
+std::map<std::string, std::string> option_values(const DaemonConfig& c) {
+    auto u = [](uint64_t v) { return std::to_string(v); };
+    auto list = [](const std::vector<std::string>& v) {
+        std::string s;
+        for (const auto& e : v) s += (s.empty() ? "" : ",") + e;
+        return s;
+    };
+    std::ostringstream cpu;
+    cpu << c.cpu_limit;
+    const auto& sb = c.sandbox;
+    return {
+        {"socket", c.socket_path},
+        {"state-dir", c.state_dir},
+        {"policy-dir", c.policy_dir},
+        {"group", c.group},
+        {"log-level", c.log_level},
+        {"id-base", u(c.id_base)},
+        {"id-count", u(c.id_count)},
+        {"max-jobs", u(c.max_jobs)},
+        {"max-queued", u(c.max_queued)},
+        {"max-jobs-per-user", u(c.max_jobs_per_user)},
+        {"max-connections", u(c.max_connections)},
+        {"request-timeout-ms", u(static_cast<uint64_t>(c.request_timeout.count()))},
+        {"root-dir", sb.root_dir.value_or("")},
+        {"ro-bind", list(sb.ro_binds)},
+        {"etc-mask", list(sb.etc_masks)},
+        {"build-size", u(sb.build_bytes)},
+        {"out-size", u(sb.out_bytes)},
+        {"tmp-size", u(sb.tmp_bytes)},
+        {"source-max-bytes", u(sb.source_limits.max_bytes)},
+        {"source-max-files", u(sb.source_limits.max_entries)},
+        {"output-max-bytes", u(sb.output_limits.max_bytes)},
+        {"output-max-files", u(sb.output_limits.max_entries)},
+        {"default-memory", u(c.default_memory)},
+        {"max-memory", u(c.max_memory)},
+        {"pids-max", u(c.pids_max)},
+        {"cpu-limit", cpu.str()},
+        {"cpus-visible", u(sb.default_cpus_visible)},
+        {"nofile", u(sb.nofile_limit)},
+        {"default-timeout", u(c.default_timeout_sec)},
+        {"max-timeout", u(c.max_timeout_sec)},
+        {"log-cap", u(c.log_cap_bytes)},
+        {"max-output", u(c.max_output_bytes)},
+        {"default-epoch", std::to_string(c.default_epoch)},
+        {"netns-pool", u(c.netns_pool)},
+        {"sandbox-pool", u(c.sandbox_pool)},
+        {"retain-days", u(c.retain_days)},
+        {"retain-jobs", u(c.retain_jobs)},
+        {"retain-bytes", u(c.retain_bytes)},
+        {"gc-interval", u(c.gc_interval_sec)},
+        {"audit-max-bytes", u(c.audit_max_bytes)},
+        {"shutdown-grace", u(c.shutdown_grace_sec)},
+        {"cgroup-root", sb.cgroup.root},
+        {"cgroup-parent", sb.cgroup.parent},
+    };
+}
+
+namespace {
+// Keep in step with apply_reloadable() and docs/interface.md.
+constexpr const char* kReloadable[] = {"log-level",   "max-jobs",    "max-queued",  "max-jobs-per-user", "retain-days",
+                                       "retain-jobs", "retain-bytes", "gc-interval", "shutdown-grace"};
+}  // namespace
+
+bool is_reloadable(const std::string& option) {
+    for (const char* r : kReloadable)
+        if (option == r) return true;
+    return false;
+}
+
+ReloadPlan plan_reload(const DaemonConfig& in_force, const DaemonConfig& fresh) {
+    ReloadPlan plan;
+    auto before = option_values(in_force);
+    for (const auto& [name, value] : option_values(fresh)) {
+        const std::string& old = before[name];
+        if (old == value) continue;
+        (is_reloadable(name) ? plan.applied : plan.ignored).push_back(name + ": " + old + " -> " + value);
+    }
+    return plan;
+}
+
+void apply_reloadable(DaemonConfig& into, const DaemonConfig& from) {
+    into.log_level = from.log_level;
+    into.max_jobs = from.max_jobs;
+    into.max_queued = from.max_queued;
+    into.max_jobs_per_user = from.max_jobs_per_user;
+    into.retain_days = from.retain_days;
+    into.retain_jobs = from.retain_jobs;
+    into.retain_bytes = from.retain_bytes;
+    into.gc_interval_sec = from.gc_interval_sec;
+    into.shutdown_grace_sec = from.shutdown_grace_sec;
+}
+
 ParsedArgs parse_command_line(int argc, const char* const argv[]) {
     ParsedArgs out;
     DaemonConfig base = defaults();
@@ -272,6 +385,7 @@ ParsedArgs parse_command_line(int argc, const char* const argv[]) {
     all.add(cli_only).add(shared);
     po::variables_map vm;
     try {
+        for (int i = 1; i < argc; ++i) refuse_percent(argv[i], "argument " + std::to_string(i));
         auto parsed = po::command_line_parser(argc, argv).options(all).run();
         refuse_negative_unsigned(parsed, all);
         po::store(parsed, vm);

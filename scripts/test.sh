@@ -4,8 +4,9 @@
 # builds (warnings are errors), runs the unit and integration suites, then an
 # ASan+UBSan build of the unit tests and a slice of the integration tests.
 #
-# Budget (2 cores): deps ~2 min, plain build ~4 min, suites ~5 min, sanitizer
-# build + run ~8 min. Set HERMETIC_SKIP_SANITIZE=1 to skip the sanitizer pass.
+# Budget (2 cores): deps ~2 min, plain build ~6 min, suites ~5 min, fuzzing
+# ~6 min (clang build + 3 x 60 s), sanitizer build + run ~12 min.
+# HERMETIC_SKIP_SANITIZE=1 skips the sanitizer pass; FUZZ_SECONDS sets the fuzzing time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ $(id -u) -eq 0 ]] || { echo "test.sh: run as root (the integration tests create namespaces and cgroups)" >&2; exit 1; }
@@ -23,11 +24,16 @@ cmake --build build-ci -j"$jobs"
 echo "== unit and integration tests =="
 (cd build-ci && ctest --output-on-failure -j"$jobs" --timeout 600)
 
+echo "== fuzzing: about a minute per target =="
+FUZZ_SECONDS=${FUZZ_SECONDS:-60} scripts/fuzz.sh
+
 if [[ "${HERMETIC_SKIP_SANITIZE:-0}" != 1 ]]; then
   echo "== ASan+UBSan build: unit tests and an integration slice =="
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHERMETIC_SANITIZE=ON -DHERMETIC_WERROR=ON
   cmake --build build-asan -j"$jobs"
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$jobs" --timeout 900 -L unit)
-  (cd build-asan && ctest --output-on-failure --timeout 900 -R 'integration_daemon_(isolation|run)_test')
+  # A representative slice with real daemons and sandboxes: the run path, the
+  # isolation checks and the audit evidence.
+  (cd build-asan && ctest --output-on-failure -j"$jobs" --timeout 900 -R '^(RunCommand|Isolation|DaemonAudit)\.')
 fi
 echo "== all tests passed =="

@@ -392,4 +392,19 @@ TEST(DaemonConfig, CommentsAndBlankLinesAreIgnored) {
     EXPECT_EQ(c.max_jobs, 2u);
 }
 
+// Found by fuzz/fuzz_config.cpp: Boost's message for a bad value that itself
+// holds one of its placeholders ("%value%") never finished. Refused up front,
+// quickly (a hang here would be the test's timeout).
+TEST(DaemonConfig, PercentSignsAreRefusedBeforeBoostSeesThem) {
+    EXPECT_EQ(file_error("max-jobs = 1%value%\n"), "test.conf: line 1: '%' is not allowed in option names or values");
+    EXPECT_EQ(file_error("# 100% fine in a comment\nmax-jobs = 2\n"), "");
+    const char* argv[] = {"hermeticd", "--max-jobs", "%value%"};
+    try {
+        (void)parse_command_line(3, argv);
+        ADD_FAILURE() << "accepted";
+    } catch (const ConfigError& e) {
+        EXPECT_NE(std::string(e.what()).find("'%' is not allowed"), std::string::npos) << e.what();
+    }
+}
+
 }  // namespace
