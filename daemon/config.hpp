@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -78,5 +79,29 @@ ParsedArgs parse_command_line(int argc, const char* const argv[]);
 DaemonConfig parse_config_text(const std::string& text, const std::string& origin, DaemonConfig base = {});
 
 std::string help_text();
+
+// ---- SIGHUP ---------------------------------------------------------------------------
+//
+// On SIGHUP the daemon re-reads its configuration (the file, then its original
+// command line on top, exactly as at start). Options that only steer admission,
+// retention, shutdown and logging take effect at once; every other option (socket,
+// state-dir, ids, cgroups, sandbox shape and limits, ...) needs a restart: a change
+// to one is logged as ignored and the running value stays.
+
+// Every option's effective value, by its name in the file ("max-jobs" -> "4").
+std::map<std::string, std::string> option_values(const DaemonConfig& c);
+
+// Whether SIGHUP applies a change of this option (names as in the file).
+bool is_reloadable(const std::string& option);
+
+struct ReloadPlan {
+    std::vector<std::string> applied;  // "max-jobs: 4 -> 8"
+    std::vector<std::string> ignored;  // "socket: /a -> /b"
+};
+// What reloading `fresh` over the configuration in force would change.
+ReloadPlan plan_reload(const DaemonConfig& in_force, const DaemonConfig& fresh);
+
+// Copies the reloadable options of `from` into `into` (the rest stays).
+void apply_reloadable(DaemonConfig& into, const DaemonConfig& from);
 
 }  // namespace hermetic::daemon
