@@ -115,6 +115,8 @@ UniqueFd open_output_dir(const std::string& path) {
     return fd;
 }
 
+}  // namespace
+
 json result_json(const json& r) {
     json outputs = json::array();
     for (const auto& o : r.value("outputs", json::array())) {
@@ -133,6 +135,8 @@ json result_json(const json& r) {
                 {"reason", r.value("reason", "")},
                 {"timings", r.value("timings", json::object())}};
 }
+
+namespace {
 
 void write_out(int fd, std::string_view data) {
     try {
@@ -213,15 +217,24 @@ RunOptions parse_run_args(const std::vector<std::string>& args, const std::strin
 }
 
 int run_command(const RunOptions& opts) {
+    if (opts.verify) return verify_command(opts);
+    RunOnce once = run_once(opts, opts.out, RunOnce::Stream::Live);
+    if (opts.json) std::cout << result_json(once.result).dump() << std::endl;
+    return once.status;
+}
+
+RunOnce run_once(const RunOptions& opts, const std::optional<std::string>& out_path, RunOnce::Stream stream,
+                 int perturb) {
     UniqueFd src(::open(opts.src.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!src) {
         if (errno == ENOTDIR) throw CtlError("--src " + opts.src + " is not a directory");
         throw CtlError("--src " + opts.src + ": " + errno_string(errno));
     }
     protocol::RunRequest req = opts.request;
+    if (perturb) req.perturb = perturb;
     UniqueFd out;
-    if (opts.out) {
-        out = open_output_dir(*opts.out);
+    if (out_path) {
+        out = open_output_dir(*out_path);
         req.has_out = true;
         struct stat sst{}, ost{};
         if (::fstat(src.get(), &sst) == 0 && ::fstat(out.get(), &ost) == 0 && is_inside(out.get(), sst))
@@ -252,6 +265,7 @@ int run_command(const RunOptions& opts) {
     out.reset();
 
     const int build_stdout = opts.json ? 2 : 1;
+    const bool live = stream == RunOnce::Stream::Live;
     bool cancelled = false;
     for (;;) {
         pollfd p[2] = {{c.fd(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
@@ -262,7 +276,7 @@ int run_command(const RunOptions& opts) {
         if (p[1].revents) {
             signalfd_siginfo si;
             (void)!::read(sigfd.get(), &si, sizeof si);
-            if (cancelled) return 130;
+            if (cancelled) return {json::object(), 130};
             cancelled = true;
             std::cerr << "hermetic: cancelling the job (press Ctrl-C again to leave now)\n";
             c.send(protocol::make_message("cancel"));
@@ -270,11 +284,11 @@ int run_command(const RunOptions& opts) {
         }
         auto f = c.receive();
         if (f.kind == protocol::FrameKind::Stdout) {
-            write_out(build_stdout, f.payload);
+            if (live) write_out(build_stdout, f.payload);
             continue;
         }
         if (f.kind == protocol::FrameKind::Stderr) {
-            write_out(2, f.payload);
+            if (live) write_out(2, f.payload);
             continue;
         }
         json m = c.control(f);
@@ -292,8 +306,8 @@ int run_command(const RunOptions& opts) {
             r["timings"]["client:done"] = since();
             std::string reason = r.value("reason", "");
             if (!reason.empty()) std::cerr << "hermetic: " << reason << "\n";
-            if (opts.json) std::cout << result_json(r).dump() << std::endl;
-            return r.value("client_exit_status", 125);
+            int status = r.value("client_exit_status", 125);
+            return {std::move(r), status};
         }
     }
 }

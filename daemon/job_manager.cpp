@@ -408,6 +408,7 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
     spec.policy_digest = job->plan_.policy->digest();
     spec.seed = job->plan_.request.seed.value_or(0);
     spec.trace = job->plan_.request.trace;
+    spec.perturb = job->plan_.request.perturb;
     FdPair deviations = make_pipe();
     sandbox::RunFds fds{std::move(out_pipe.write), std::move(err_pipe.write), std::move(deviations.write),
                         std::move(job->plan_.src_dir), std::move(job->plan_.out_dir)};

@@ -122,6 +122,7 @@ void to_json(json& j, const RunRequest& v) {
     j["trace"] = v.trace;
     j["has_out"] = v.has_out;
     if (v.out_exclude) j["out_exclude"] = *v.out_exclude;
+    if (v.perturb) j["perturb"] = v.perturb;
     put_opt(j, "source_digest", v.source_digest);
 }
 
@@ -145,6 +146,7 @@ void from_json(const json& j, RunRequest& v) {
     get_opt(j, "policy", v.policy);
     get_opt(j, "policy_text", v.policy_text);
     v.trace = j.value("trace", false);
+    v.perturb = j.value("perturb", uint32_t{0});
     v.has_out = j.value("has_out", false);
     get_opt(j, "source_digest", v.source_digest);
     if (auto it = j.find("out_exclude"); it != j.end() && !it->is_null()) v.out_exclude = it->get<FileId>();
@@ -224,6 +226,7 @@ void validate(const RunRequest& req) {
         check_string(*req.key, "--key");
     }
     if (req.policy) check_string(*req.policy, "--policy");
+    if (req.perturb > 16) throw ProtocolError("perturb must be between 0 and 16");
     if (req.policy_text && req.policy_text->size() > kMaxPolicyText)
         throw ProtocolError("the policy file is larger than 256 KiB");
 }

@@ -63,6 +63,10 @@ struct RunRequest {
     // request" covers the source too (an idempotent replay never re-reads it).
     std::optional<std::string> source_digest;
     std::optional<FileId> out_exclude;       // --out lies inside --src
+    // --verify's second build: > 0 asks for different host conditions (source
+    // copied in reverse order, the build pinned to other CPUs); the build must
+    // not be able to tell. 0: none. Part of an idempotent request's identity.
+    uint32_t perturb = 0;
 };
 
 struct OutputEntry {

@@ -128,7 +128,8 @@ void to_json(json& j, const RunSpec& v) {
              {"filters", filters},
              {"policy_digest", v.policy_digest},
              {"seed", v.seed},
-             {"trace", v.trace}};
+             {"trace", v.trace},
+             {"perturb", v.perturb}};
     if (v.out_exclude) j["out_exclude"] = *v.out_exclude;
     if (v.timeout) j["timeout_ms"] = v.timeout->count();
 }
@@ -150,6 +151,7 @@ void from_json(const json& j, RunSpec& v) {
     v.policy_digest = j.value("policy_digest", "");
     v.seed = j.value("seed", uint64_t{0});
     v.trace = j.value("trace", false);
+    v.perturb = j.value("perturb", uint32_t{0});
 }
 
 void to_json(json& j, const JobOutcome& o) {

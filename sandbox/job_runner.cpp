@@ -260,7 +260,8 @@ private:
                               {"cpus_visible", spec_.cpus_visible},
                               {"epoch", spec_.epoch},
                               {"filters", filters_to_json(spec_.filters)},
-                              {"has_source", has_source}};
+                              {"has_source", has_source},
+                              {"perturb", spec_.perturb}};
         std::vector<int> pass = {fds_.stdout_w.get(), fds_.stderr_w.get(), outputs_.write.get()};
         if (has_source) pass.push_back(source.read.get());
         // A policy that virtualizes (or logs) anything needs the supervisor: it

@@ -78,6 +78,7 @@ struct RunSpec {
     std::string policy_digest;
     uint64_t seed = 0;             // --seed: keys every random byte the build sees
     bool trace = false;            // --trace: deviations also carry the real value
+    uint32_t perturb = 0;          // --verify's second build: other host conditions (messages.hpp)
 };
 
 struct RunFds {

@@ -21,6 +21,7 @@
 #include "sandbox/determinism/determinism.hpp"
 #include "sandbox/helper_process.hpp"
 #include "sandbox/job_codec.hpp"
+#include "sandbox/perturb.hpp"
 #include "sandbox/process_util.hpp"
 #include "sandbox/rootfs.hpp"
 #include "sandbox/sysfs.hpp"
@@ -44,6 +45,7 @@ struct InitJob {
     std::vector<std::string> argv, env;
     uint32_t cpus_visible = 2;
     int64_t epoch = 0;
+    uint32_t perturb = 0;  // run --verify's second build (perturb.hpp)
     policy::CompiledPolicy policy;
     UniqueFd stdout_w, stderr_w, outputs_w, source_r;
     // With a supervisor: its served files (/dev/fuse) and the build's hand-off socket.
@@ -93,6 +95,7 @@ InitJob receive_job(int fd) {
     job.env = j.at("env").get<std::vector<std::string>>();
     job.cpus_visible = j.at("cpus_visible").get<uint32_t>();
     job.epoch = j.at("epoch").get<int64_t>();
+    job.perturb = j.value("perturb", uint32_t{0});
     job.policy.filters = filters_from_json(j.at("filters"));
     bool has_source = j.at("has_source").get<bool>();
     bool supervised = j.value("supervised", false);
@@ -265,6 +268,11 @@ void run(const InitContext& ctx) {
         std::string digest = receive_source(ctx.control_fd, *ctx.config, job);
         job.source_r.reset();
         report(ctx.control_fd, {{"phase", "source"}, {"ms", ms_since(t)}, {"source_digest", digest}});
+    }
+    if (job.perturb) {
+        UniqueFd build = open_dir("/build", O_NOFOLLOW);
+        reverse_directory_order(build.get());
+        pin_to_last_cpu();
     }
     enter_time_namespace_for_children();
     run_build(ctx.control_fd, *ctx.config, job);

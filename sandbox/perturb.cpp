@@ -1,0 +1,82 @@
+#include "sandbox/perturb.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "common/sys_error.hpp"
+#include "common/unique_fd.hpp"
+
+namespace hermetic::sandbox {
+
+namespace {
+
+constexpr const char* kTemp = ".hermetic-perturb";
+constexpr int kMaxDepth = 256;
+
+// The directory's entries in the order the file system lists them, and which
+// of them are directories.
+std::vector<std::string> listing(int dirfd, std::vector<std::string>* dirs) {
+    UniqueFd dup(::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dup) throw_errno("perturb: open directory");
+    DIR* d = ::fdopendir(dup.release());
+    if (!d) throw_errno("perturb: fdopendir");
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(d)) {
+        std::string n = e->d_name;
+        if (n == "." || n == "..") continue;
+        if (dirs && e->d_type == DT_DIR) dirs->push_back(n);
+        names.push_back(std::move(n));
+    }
+    ::closedir(d);
+    return names;
+}
+
+void rename_in_order(int dirfd, const std::vector<std::string>& names) {
+    for (const auto& n : names) {
+        if (::renameat(dirfd, n.c_str(), dirfd, kTemp) != 0) throw_errno("perturb: rename " + n);
+        if (::renameat(dirfd, kTemp, dirfd, n.c_str()) != 0) throw_errno("perturb: rename back " + n);
+    }
+}
+
+void reverse_in(int dirfd, int depth) {
+    if (depth > kMaxDepth) return;  // the copy's own limits keep trees shallower
+    std::vector<std::string> dirs;
+    const std::vector<std::string> before = listing(dirfd, &dirs);
+    // A renamed entry lists as the newest: first or last, depending on the file
+    // system (tmpfs lists newest first). One pass in listing order reverses a
+    // newest-first listing; if it didn't, the other way round does.
+    rename_in_order(dirfd, before);
+    if (before.size() > 1 && listing(dirfd, nullptr) == before)
+        rename_in_order(dirfd, std::vector<std::string>(before.rbegin(), before.rend()));
+    for (const auto& n : dirs) {
+        UniqueFd sub(::openat(dirfd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!sub) throw_errno("perturb: open " + n);
+        reverse_in(sub.get(), depth + 1);
+    }
+}
+
+}  // namespace
+
+void reverse_directory_order(int dirfd) { reverse_in(dirfd, 0); }
+
+void pin_to_last_cpu() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (::sched_getaffinity(0, sizeof set, &set) != 0) throw_errno("perturb: sched_getaffinity");
+    int last = -1;
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+        if (CPU_ISSET(c, &set)) last = c;
+    if (last < 0) return;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(last, &one);
+    if (::sched_setaffinity(0, sizeof one, &one) != 0) throw_errno("perturb: sched_setaffinity");
+}
+
+}  // namespace hermetic::sandbox
