@@ -17,6 +17,7 @@
 #include "daemon/build_env.hpp"
 #include "daemon/output_log.hpp"
 #include "daemon/runner_process.hpp"
+#include "daemon/runner_registry.hpp"
 
 namespace hermetic::daemon {
 
@@ -585,6 +586,18 @@ void JobManager::complete(const std::shared_ptr<Job>& job, protocol::JobResult r
 }
 
 void recover_after_crash(const DaemonConfig& config, Journal& journal) {
+    // Processes first (they may still be dying of their parent's death), then
+    // their cgroups, then the record: nothing of the previous life runs on.
+    if (size_t n = kill_recorded_runners(config.state_dir + "/runners"))
+        spdlog::warn("killed {} job runner(s) left by the previous daemon", n);
+    for (const auto& name : sandbox::list_job_cgroups(config.sandbox.cgroup)) {
+        try {
+            sandbox::remove_job_cgroup(config.sandbox.cgroup, name);
+            spdlog::warn("removed leftover cgroup of sandbox {}", name);
+        } catch (const std::exception& e) {
+            spdlog::error("leftover cgroup of sandbox {}: {}", name, e.what());
+        }
+    }
     auto stale = journal.in_states({job_state::kAccepted, job_state::kRunning});
     for (const auto& rec : stale) {
         protocol::JobResult r;
@@ -595,14 +608,6 @@ void recover_after_crash(const DaemonConfig& config, Journal& journal) {
         nlohmann::json j = r;
         journal.finish(rec.id, r.state, j.dump(), r.reason, now_ms());
         spdlog::warn("job {}: marked interrupted (was {})", rec.id, rec.state);
-    }
-    for (const auto& name : sandbox::list_job_cgroups(config.sandbox.cgroup)) {
-        try {
-            sandbox::remove_job_cgroup(config.sandbox.cgroup, name);
-            spdlog::warn("removed leftover cgroup of job {}", name);
-        } catch (const std::exception& e) {
-            spdlog::error("leftover cgroup of job {}: {}", name, e.what());
-        }
     }
 }
 

@@ -129,9 +129,11 @@ private:
     JobMetrics metrics_;
 };
 
-// At start-up, before any sandbox exists: every job the journal shows as accepted
-// or running was cut short by a crash: mark it interrupted; remove every cgroup
-// left under this daemon's parent (sandboxes of the previous life).
+// At start-up, before any sandbox exists: kill the runners (and their helpers)
+// the previous life left (runner_registry.hpp) and wait until they are gone;
+// remove every cgroup left under this daemon's parent, killing what is inside
+// (sandboxes of the previous life, builds included); then mark every job the
+// journal shows as accepted or running interrupted, with the reason.
 void recover_after_crash(const DaemonConfig& config, Journal& journal);
 
 // The contract's mapping from a sandbox outcome to what the client sees.

@@ -64,7 +64,11 @@ RunnerProcess RunnerProcess::spawn(const std::string& runner_path, const sandbox
     sigfillset(&all);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    // Its own process group, which its helpers, supervisor and sandbox init inherit:
+    // crash recovery finds them by it (runner_registry.hpp), and a terminal's
+    // Ctrl-C reaches only hermeticd, which cancels jobs in order.
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
     std::string parent = std::to_string(::getpid());
     char* argv[] = {const_cast<char*>(runner_path.c_str()), parent.data(), nullptr};
     char* envp[] = {nullptr};
@@ -95,6 +99,17 @@ RunnerProcess& RunnerProcess::operator=(RunnerProcess&& o) noexcept {
 RunnerProcess::~RunnerProcess() {
     control_.reset();  // a waiting runner discards its sandbox on EOF
     if (pid_ > 0) {
+        // A prepared runner that sees EOF removes its cgroup and exits within
+        // milliseconds; give it that chance (else its cgroup waits for the next
+        // start's recovery), then make sure.
+        for (int i = 0; i < 100; ++i) {
+            pid_t r = ::waitpid(pid_, nullptr, WNOHANG);
+            if (r == pid_ || (r < 0 && errno != EINTR)) {
+                pid_ = -1;
+                return;
+            }
+            ::usleep(10'000);
+        }
         ::kill(pid_, SIGKILL);
         while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
         }

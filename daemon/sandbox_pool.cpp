@@ -52,6 +52,7 @@ PreparedSandbox SandboxPool::prepare() {
     prep.config = config_.sandbox;
     prep.default_limits = {config_.default_memory, config_.pids_max, config_.cpu_limit};
     sb.runner = RunnerProcess::spawn(runner_path_, prep, netns_.take());
+    sb.record = RunnerRecord::create(config_.state_dir + "/runners", sb.sandbox_id, sb.runner.pid());
     sb.phase_ms = sb.runner.wait_ready(kPrepareTimeout);
     return sb;
 }

@@ -18,6 +18,7 @@
 #include "daemon/config.hpp"
 #include "daemon/id_slots.hpp"
 #include "daemon/runner_process.hpp"
+#include "daemon/runner_registry.hpp"
 #include "sandbox/netns_pool.hpp"
 
 namespace hermetic::daemon {
@@ -25,6 +26,7 @@ namespace hermetic::daemon {
 struct PreparedSandbox {
     std::string sandbox_id;
     IdLease lease;
+    RunnerRecord record;  // before runner: the record goes once the runner is reaped
     RunnerProcess runner;
     std::map<std::string, double> phase_ms;  // how long preparing took, by step
 };

@@ -29,6 +29,7 @@ void prepare_state_dir(const std::string& dir) {
     }
     ensure_private_dir(dir);
     ensure_private_dir(dir + "/jobs");
+    ensure_private_dir(dir + "/runners");  // see runner_registry.hpp
 }
 
 }  // namespace hermetic::daemon

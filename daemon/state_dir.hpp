@@ -7,7 +7,7 @@
 
 namespace hermetic::daemon {
 
-// Creates (if needed) and checks DIR and DIR/jobs: a real directory (not a
+// Creates (if needed) and checks DIR, DIR/jobs and DIR/runners: a real directory (not a
 // symlink), owned by root, mode forced to 0700. Throws SysError.
 void prepare_state_dir(const std::string& dir);
 
