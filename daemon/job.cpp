@@ -11,6 +11,19 @@ void Job::cancel() {
     if (runner_pid_ > 0) ::kill(runner_pid_, SIGTERM);
 }
 
+void Job::interrupt(std::string reason) {
+    {
+        std::lock_guard lock(mu_);
+        if (!interrupt_reason_) interrupt_reason_ = std::move(reason);
+    }
+    cancel();
+}
+
+std::optional<std::string> Job::interrupt_reason() const {
+    std::lock_guard lock(mu_);
+    return interrupt_reason_;
+}
+
 std::string Job::state() const {
     std::lock_guard lock(mu_);
     return state_;

@@ -46,6 +46,10 @@ public:
     // Queued: the job never starts. Running: the runner tears the sandbox down.
     void cancel();
     [[nodiscard]] bool cancel_requested() const { return cancel_.load(); }
+    // cancel() on the daemon's behalf (shutdown): the job ends "interrupted" with
+    // this reason instead of "cancelled".
+    void interrupt(std::string reason);
+    [[nodiscard]] std::optional<std::string> interrupt_reason() const;
 
     [[nodiscard]] std::string state() const;
     [[nodiscard]] std::optional<protocol::JobResult> result() const;
@@ -69,6 +73,7 @@ private:
     mutable std::mutex mu_;
     std::string state_ = "accepted";
     pid_t runner_pid_ = -1;
+    std::optional<std::string> interrupt_reason_;
     std::optional<protocol::JobResult> result_;
     mutable std::condition_variable progress_cv_;
     uint64_t progress_ = 0;

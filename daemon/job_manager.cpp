@@ -75,9 +75,37 @@ protocol::JobResult make_result(const std::string& job_id, const sandbox::JobOut
     return r;
 }
 
+JobManager::Limits JobManager::Limits::from(const DaemonConfig& c) {
+    return {c.max_jobs, c.max_queued, c.max_jobs_per_user, c.retain_days, c.retain_jobs, c.retain_bytes};
+}
+
 JobManager::JobManager(const DaemonConfig& config, Journal& journal, SandboxPool& sandboxes,
                        policy::PolicyStore& policies, Evidence evidence)
-    : config_(config), journal_(journal), sandboxes_(sandboxes), policies_(policies), evidence_(evidence) {}
+    : config_(config),
+      journal_(journal),
+      sandboxes_(sandboxes),
+      policies_(policies),
+      evidence_(evidence),
+      limits_(Limits::from(config)) {}
+
+void JobManager::set_limits(const Limits& limits) {
+    {
+        std::lock_guard lock(mu_);
+        limits_ = limits;
+        ++reloads_;
+    }
+    slot_cv_.notify_all();  // a higher max-jobs starts queued jobs now
+}
+
+JobManager::Limits JobManager::limits() const {
+    std::lock_guard lock(mu_);
+    return limits_;
+}
+
+uint64_t JobManager::reloads() const {
+    std::lock_guard lock(mu_);
+    return reloads_;
+}
 
 JobManager::~JobManager() {
     shutdown(std::chrono::milliseconds(0));
@@ -193,12 +221,12 @@ Submitted JobManager::submit(const protocol::RunRequest& req, const Peer& peer, 
         std::lock_guard lock(mu_);
         std::string refusal;
         if (stopping_) refusal = "the daemon is shutting down";
-        else if (queued_ + running_ >= config_.max_jobs + config_.max_queued)
+        else if (queued_ + running_ >= limits_.max_jobs + limits_.max_queued)
             refusal = "too many jobs: " + std::to_string(running_) + " running and " + std::to_string(queued_) +
-                      " queued (limit " + std::to_string(config_.max_queued) + " queued)";
-        else if (peer.uid != 0 && per_user_[peer.uid] >= config_.max_jobs_per_user)
+                      " queued (limit " + std::to_string(limits_.max_queued) + " queued)";
+        else if (peer.uid != 0 && per_user_[peer.uid] >= limits_.max_jobs_per_user)
             refusal = "you already have " + std::to_string(per_user_[peer.uid]) + " jobs running or queued (limit " +
-                      std::to_string(config_.max_jobs_per_user) + " per user)";
+                      std::to_string(limits_.max_jobs_per_user) + " per user)";
         if (!refusal.empty()) {
             ++metrics_.refusals[kRefused];
             throw SubmitError(kRefused, refusal);
@@ -306,6 +334,8 @@ void remove_job_dir(const std::string& dir) {
 }  // namespace
 
 size_t JobManager::collect_garbage() {
+    std::lock_guard gc_lock(gc_mu_);  // hermeticctl gc and the automatic collection take turns
+    const Limits lim = limits();
     auto recs = journal_.finished_oldest_first();
     uint64_t total = 0;
     for (const auto& r : recs) total += r.stored_bytes;
@@ -314,9 +344,9 @@ size_t JobManager::collect_garbage() {
     size_t removed = 0;
     // Oldest first: once a job is kept, every newer one is too.
     for (const auto& r : recs) {
-        bool too_old = config_.retain_days && now - r.finished_ms > int64_t{config_.retain_days} * 86'400'000;
-        bool too_many = config_.retain_jobs && count > config_.retain_jobs;
-        bool too_big = config_.retain_bytes && total > config_.retain_bytes;
+        bool too_old = lim.retain_days && now - r.finished_ms > int64_t{lim.retain_days} * 86'400'000;
+        bool too_many = lim.retain_jobs && count > lim.retain_jobs;
+        bool too_big = lim.retain_bytes && total > lim.retain_bytes;
         if (!too_old && !too_many && !too_big) break;
         if (find(r.id)) continue;  // still being finished by its thread
         try {
@@ -334,22 +364,32 @@ size_t JobManager::collect_garbage() {
     return removed;
 }
 
-bool JobManager::wait_for_slot(const std::shared_ptr<Job>& job) {
+JobManager::Slot JobManager::wait_for_slot(const std::shared_ptr<Job>& job) {
     std::unique_lock lock(mu_);
-    slot_cv_.wait(lock, [&] { return stopping_ || job->cancel_requested() || running_ < config_.max_jobs; });
+    slot_cv_.wait(lock, [&] { return stopping_ || job->cancel_requested() || running_ < limits_.max_jobs; });
     --queued_;
-    if (stopping_ || job->cancel_requested()) return false;
+    if (job->cancel_requested()) return Slot::Cancelled;
+    if (stopping_) return Slot::ShuttingDown;
     ++running_;
-    return true;
+    return Slot::Granted;
 }
 
 void JobManager::run(const std::shared_ptr<Job>& job) {
     try {
-        if (!wait_for_slot(job)) {
+        Slot slot = wait_for_slot(job);
+        if (slot == Slot::Cancelled) {
             sandbox::JobOutcome o;
             o.status = sandbox::JobStatus::Cancelled;
-            o.reason = stopping_ ? "the daemon shut down before the job started" : "cancelled before it started";
+            o.reason = "cancelled before it started";
             complete(job, make_result(job->id(), o));
+        } else if (slot == Slot::ShuttingDown) {
+            // Not the user's doing and nothing ran: interrupted, to be submitted again.
+            protocol::JobResult r;
+            r.job = job->id();
+            r.state = job_state::kInterrupted;
+            r.reason = "interrupted: the daemon shut down before the job started; submit it again";
+            r.client_exit_status = 125;
+            complete(job, std::move(r));
         } else {
             execute(job);
             std::lock_guard lock(mu_);
@@ -359,10 +399,13 @@ void JobManager::run(const std::shared_ptr<Job>& job) {
         spdlog::error("job {}: {}", job->id(), e.what());
     }
     slot_cv_.notify_all();
-    std::lock_guard lock(mu_);
-    active_.erase(job->id());
-    uid_t uid = job->owner().uid;
-    if (--per_user_[uid] == 0) per_user_.erase(uid);
+    {
+        std::lock_guard lock(mu_);
+        active_.erase(job->id());
+        uid_t uid = job->owner().uid;
+        if (--per_user_[uid] == 0) per_user_.erase(uid);
+    }
+    idle_cv_.notify_all();
 }
 
 void JobManager::execute(const std::shared_ptr<Job>& job) {
@@ -549,6 +592,12 @@ std::string JobManager::seal_evidence(const std::shared_ptr<Job>& job, AuditWrit
 }
 
 void JobManager::complete(const std::shared_ptr<Job>& job, protocol::JobResult result) {
+    // Cancelled by the daemon's shutdown, not by its owner: say so.
+    if (auto why = job->interrupt_reason(); why && result.state == job_state::kCancelled) {
+        result.state = job_state::kInterrupted;
+        result.reason = *why;
+        result.client_exit_status = 125;
+    }
     nlohmann::json j = result;
     std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     try {
@@ -616,19 +665,33 @@ void JobManager::shutdown(std::chrono::milliseconds grace) {
         std::lock_guard lock(mu_);
         stopping_ = true;
     }
-    slot_cv_.notify_all();
+    slot_cv_.notify_all();  // queued jobs leave the queue, interrupted
+    std::unique_lock lock(mu_);
     auto deadline = std::chrono::steady_clock::now() + grace;
-    for (;;) {
-        {
-            std::lock_guard lock(mu_);
-            if (running_ == 0 && queued_ == 0) break;
-            if (std::chrono::steady_clock::now() >= deadline) {
-                for (auto& [id, job] : active_) job->cancel();
-                break;
-            }
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (!idle_cv_.wait_until(lock, deadline, [&] { return active_.empty() || interrupt_now_; })) {
+        // the grace period ran out
     }
+    if (!active_.empty()) {
+        const std::string why = interrupt_now_
+                                    ? "interrupted: the daemon was told to stop at once while the job ran"
+                                    : "interrupted: the daemon shut down and the job did not finish within the "
+                                      "grace period of " +
+                                          std::to_string(std::chrono::duration_cast<std::chrono::seconds>(grace).count()) +
+                                          " s";
+        spdlog::warn("shutdown: interrupting {} job(s) still running", active_.size());
+        for (auto& [id, job] : active_) job->interrupt(why);
+        // Each job's thread tears its sandbox down and journals it; wait for all.
+        while (!idle_cv_.wait_for(lock, std::chrono::seconds(10), [&] { return active_.empty(); }))
+            spdlog::warn("shutdown: still waiting for {} job(s) to be torn down", active_.size());
+    }
+}
+
+void JobManager::interrupt_now() {
+    {
+        std::lock_guard lock(mu_);
+        interrupt_now_ = true;
+    }
+    idle_cv_.notify_all();
 }
 
 }  // namespace hermetic::daemon

@@ -92,8 +92,28 @@ public:
     [[nodiscard]] Journal& journal() { return journal_; }
 
 
-    // Stop admitting; cancel everything after `grace`.
+    // SIGTERM: stop admitting; queued jobs end at once as interrupted; running
+    // ones get `grace` to finish, then are cancelled, their sandboxes torn down and
+    // journaled as interrupted with the reason. Returns once every job is journaled.
     void shutdown(std::chrono::milliseconds grace);
+    // A second SIGTERM during shutdown: end the grace period now.
+    void interrupt_now();
+
+    // What SIGHUP may change while jobs run: admission and retention.
+    struct Limits {
+        uint32_t max_jobs = 0;
+        uint32_t max_queued = 0;
+        uint32_t max_jobs_per_user = 0;
+        uint32_t retain_days = 0;
+        uint32_t retain_jobs = 0;
+        uint64_t retain_bytes = 0;
+        static Limits from(const DaemonConfig& c);
+    };
+    // In force from the next decision on: a higher max-jobs starts queued jobs at
+    // once; a lower limit never stops a job already admitted.
+    void set_limits(const Limits& limits);
+    [[nodiscard]] Limits limits() const;
+    [[nodiscard]] uint64_t reloads() const;  // set_limits calls so far
 
     [[nodiscard]] size_t running() const;
 
@@ -105,7 +125,8 @@ private:
     std::string seal_evidence(const std::shared_ptr<Job>& job, AuditWriter& audit, const sandbox::JobOutcome& outcome,
                               const protocol::JobResult& result);
     void run(const std::shared_ptr<Job>& job);
-    bool wait_for_slot(const std::shared_ptr<Job>& job);
+    enum class Slot { Granted, Cancelled, ShuttingDown };
+    Slot wait_for_slot(const std::shared_ptr<Job>& job);
     void execute(const std::shared_ptr<Job>& job);
     void complete(const std::shared_ptr<Job>& job, protocol::JobResult result);
     void count_refusal(const std::string& code);
@@ -119,6 +140,11 @@ private:
 
     mutable std::mutex mu_;
     std::condition_variable slot_cv_;
+    std::condition_variable idle_cv_;  // a job left active_, or interrupt_now()
+    Limits limits_;
+    uint64_t reloads_ = 0;
+    bool interrupt_now_ = false;
+    std::mutex gc_mu_;
     std::map<std::string, std::shared_ptr<Job>> active_;
     std::map<uid_t, uint32_t> per_user_;
     uint32_t running_ = 0;

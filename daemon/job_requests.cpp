@@ -118,6 +118,19 @@ std::string metrics_text(JobManager& jobs, Journal& journal) {
     o << "hermetic_queue_depth " << jobs.queued() << "\n";
     o << "# HELP hermetic_jobs_running Jobs running now.\n# TYPE hermetic_jobs_running gauge\n";
     o << "hermetic_jobs_running " << jobs.running() << "\n";
+    JobManager::Limits lim = jobs.limits();
+    o << "# HELP hermetic_limit Admission and retention limits in force (reloadable with SIGHUP).\n"
+         "# TYPE hermetic_limit gauge\n";
+    for (const auto& [name, v] : {std::pair<const char*, uint64_t>{"max-jobs", lim.max_jobs},
+                                  {"max-queued", lim.max_queued},
+                                  {"max-jobs-per-user", lim.max_jobs_per_user},
+                                  {"retain-days", lim.retain_days},
+                                  {"retain-jobs", lim.retain_jobs},
+                                  {"retain-bytes", lim.retain_bytes}})
+        o << "hermetic_limit{option=\"" << name << "\"} " << v << "\n";
+    o << "# HELP hermetic_config_reloads_total Configuration reloads (SIGHUP) applied.\n"
+         "# TYPE hermetic_config_reloads_total counter\n";
+    o << "hermetic_config_reloads_total " << jobs.reloads() << "\n";
     JobMetrics m = jobs.metrics();
     o << "# HELP hermetic_refusals_total Submissions refused, by reason.\n# TYPE hermetic_refusals_total counter\n";
     for (const auto& [code, n] : m.refusals) o << "hermetic_refusals_total{reason=\"" << code << "\"} " << n << "\n";

@@ -7,6 +7,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <iostream>
 #include <thread>
@@ -17,6 +18,7 @@
 
 #include "common/io.hpp"
 #include "common/sys_error.hpp"
+#include "daemon/collector.hpp"
 #include "daemon/config.hpp"
 #include "daemon/job_manager.hpp"
 #include "daemon/journal.hpp"
@@ -70,6 +72,33 @@ int daemonize(UniqueFd& ready_write) {
     ::dup2(null.get(), 2);
     ready_write = std::move(p.write);
     return -1;
+}
+
+// SIGHUP: re-reads the configuration as at start (the file, then the command line
+// on top) and applies what can change under running jobs (config.hpp).
+void reload(int argc, char** argv, DaemonConfig& in_force, JobManager& jobs, Collector& collector,
+            std::atomic<uint32_t>& grace) {
+    DaemonConfig fresh;
+    try {
+        ParsedArgs a = parse_command_line(argc, argv);
+        if (a.print_and_exit) return;
+        fresh = std::move(a.config);
+    } catch (const std::exception& e) {
+        spdlog::error("SIGHUP: configuration not reloaded, the running one stays: {}", e.what());
+        return;
+    }
+    ReloadPlan plan = plan_reload(in_force, fresh);
+    for (const auto& c : plan.ignored)
+        spdlog::warn("SIGHUP: {}: this option can't change while hermeticd runs; ignored until a restart", c);
+    apply_reloadable(in_force, fresh);
+    spdlog::default_logger()->set_level(spdlog::level::from_str(in_force.log_level));
+    jobs.set_limits(JobManager::Limits::from(in_force));
+    collector.set_interval(std::chrono::seconds(in_force.gc_interval_sec));
+    grace = in_force.shutdown_grace_sec;
+    std::string applied;
+    for (const auto& c : plan.applied) applied += (applied.empty() ? "" : ", ") + c;
+    spdlog::info("SIGHUP: configuration reloaded from {}: {}", in_force.config_file,
+                 applied.empty() ? "no change" : applied);
 }
 
 }  // namespace
@@ -141,6 +170,8 @@ int main(int argc, char** argv) {
         IdSlots ids(config.id_base, config.id_count);
         SandboxPool sandboxes(config, ids, netns, runner);
         JobManager jobs(config, journal, sandboxes, *policies, JobManager::Evidence{&keys, &rootfs});
+        Collector collector(jobs, std::chrono::seconds(config.gc_interval_sec));
+        std::atomic<uint32_t> grace{config.shutdown_grace_sec};
         bool from_systemd = false;
         UniqueFd listener = open_listening_socket(config, group, &from_systemd);
 
@@ -148,17 +179,27 @@ int main(int argc, char** argv) {
         if (!stop) throw_errno("eventfd");
         UniqueFd sigfd(::signalfd(-1, &set, SFD_CLOEXEC));
         if (!sigfd) throw_errno("signalfd");
+        // SIGHUP reloads; the first SIGTERM/SIGINT starts the shutdown (running jobs
+        // get shutdown-grace seconds), a second one interrupts them at once.
+        std::atomic<bool> stopping{false}, finished{false};
+        DaemonConfig in_force = config;
         std::thread signals([&] {
             signalfd_siginfo si;
             while (::read(sigfd.get(), &si, sizeof si) == sizeof si) {
+                if (finished) return;
                 if (si.ssi_signo == SIGHUP) {
-                    spdlog::info("SIGHUP: configuration reload is not supported yet; ignoring");
+                    if (stopping) spdlog::info("SIGHUP during shutdown: ignored");
+                    else reload(argc, argv, in_force, jobs, collector, grace);
                     continue;
                 }
-                spdlog::info("signal {}: shutting down", si.ssi_signo);
+                if (stopping.exchange(true)) {
+                    spdlog::warn("signal {} again: interrupting running jobs now", si.ssi_signo);
+                    jobs.interrupt_now();
+                    continue;
+                }
+                spdlog::info("signal {}: shutting down; running jobs get {} s to finish", si.ssi_signo, grace.load());
                 uint64_t one = 1;
                 (void)!::write(stop.get(), &one, sizeof one);
-                return;
             }
         });
 
@@ -174,10 +215,14 @@ int main(int argc, char** argv) {
         }
         server.serve(stop.get());
         sd_notify(0, "STOPPING=1");
-        jobs.shutdown(std::chrono::seconds(30));
-        server.drain(std::chrono::seconds(5));
+        // Stop accepting: new clients find no daemon (under socket activation,
+        // systemd holds their connections for the next start).
+        server.stop_listening();
         if (!from_systemd) ::unlink(config.socket_path.c_str());
-        ::kill(::getpid(), SIGTERM);  // wakes the signal thread if it is still waiting
+        jobs.shutdown(std::chrono::seconds(grace.load()));
+        server.drain(std::chrono::seconds(5));
+        finished = true;
+        ::kill(::getpid(), SIGTERM);  // wakes the signal thread
         signals.join();
         spdlog::info("stopped");
     } catch (const std::exception& e) {

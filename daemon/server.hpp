@@ -23,6 +23,8 @@ public:
     // Accepts until stop_fd becomes readable. Each connection gets its own thread;
     // beyond max_connections new ones are told to retry and closed.
     void serve(int stop_fd);
+    // Closes the listening socket (after serve() returned): no new connections.
+    void stop_listening() { listener_.reset(); }
     // Waits (bounded) for connection threads to finish.
     void drain(std::chrono::milliseconds timeout);
 
