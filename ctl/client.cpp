@@ -62,18 +62,23 @@ protocol::Frame Client::receive() {
     return std::move(*f);
 }
 
-nlohmann::json Client::control(const protocol::Frame& f) {
+nlohmann::json parse_reply(std::string_view payload) {
     nlohmann::json m;
     try {
-        m = protocol::parse_message(f.payload);
+        m = protocol::parse_message(payload);
     } catch (const protocol::VersionMismatch& e) {
-        throw CtlError(std::string("hermeticd speaks another protocol: ") + e.what());
+        throw CtlError("hermeticd answered in protocol version " + std::to_string(e.peer_major) + "." +
+                       std::to_string(e.peer_minor) + ", but this hermeticctl (hermetic " HERMETIC_VERSION
+                       ") speaks " + protocol::version_string() +
+                       ": use the hermeticctl that comes with the running hermeticd");
     } catch (const std::exception& e) {
         throw CtlError(std::string("bad reply from hermeticd: ") + e.what());
     }
     if (m["type"] == "error") throw CtlError(m.value("message", "unknown error"));
     return m;
 }
+
+nlohmann::json Client::control(const protocol::Frame& f) { return parse_reply(f.payload); }
 
 nlohmann::json request(const std::string& socket, const nlohmann::json& msg) {
     Client c(socket);

@@ -5,6 +5,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -39,6 +40,11 @@ private:
     UniqueFd fd_;
     std::string path_;
 };
+
+// Reads one control payload from hermeticd: a daemon speaking another major
+// protocol version is a CtlError naming both versions; an "error" message is a
+// CtlError with the daemon's reason. Otherwise the message.
+nlohmann::json parse_reply(std::string_view payload);
 
 // One request, one reply (status, list, ...). Throws CtlError.
 nlohmann::json request(const std::string& socket, const nlohmann::json& msg);

@@ -147,7 +147,11 @@ void serve_session(UniqueFd conn, const SessionContext& ctx) noexcept {
         try {
             msg = protocol::parse_message(f->payload);
         } catch (const protocol::VersionMismatch& e) {
-            return send_error(fd, ec::kVersion, e.what());
+            return send_error(fd, ec::kVersion,
+                              "this client speaks protocol version " + std::to_string(e.peer_major) + "." +
+                                  std::to_string(e.peer_minor) + ", but hermeticd (hermetic " HERMETIC_VERSION
+                                  ") speaks " + protocol::version_string() +
+                                  ": use the hermeticctl that comes with the running hermeticd");
         } catch (const protocol::ProtocolError& e) {
             return send_error(fd, ec::kBadRequest, e.what());
         }
