@@ -14,8 +14,12 @@ jobs=$(nproc)
 
 scripts/install-deps.sh --with-test-deps
 getent group hermetic >/dev/null || groupadd --system hermetic
-id hermetic-test >/dev/null 2>&1 || useradd --create-home --groups hermetic --shell /bin/sh hermetic-test
-id -nG hermetic-test | grep -qw hermetic || usermod -aG hermetic hermetic-test
+# hermetic-test2 and -3: other users for the lifecycle tests (visibility, per-user
+# limits, crowds of several users).
+for u in hermetic-test hermetic-test2 hermetic-test3; do
+  id "$u" >/dev/null 2>&1 || useradd --create-home --groups hermetic --shell /bin/sh "$u"
+  id -nG "$u" | grep -qw hermetic || usermod -aG hermetic "$u"
+done
 
 echo "== plain build =="
 cmake -S . -B build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERMETIC_WERROR=ON
