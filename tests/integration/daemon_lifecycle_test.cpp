@@ -876,8 +876,24 @@ TEST(DaemonLifecycle, SystemdUnitsVerify) {
     std::string service = read_text(units / "hermeticd.service"), socket = read_text(units / "hermeticd.socket");
     EXPECT_NE(service.find("Type=notify"), std::string::npos);
     EXPECT_NE(service.find("KillMode=mixed"), std::string::npos);
+    EXPECT_NE(service.find("ExecReload=/bin/kill -HUP $MAINPID"), std::string::npos);
     EXPECT_NE(socket.find("SocketMode=0660"), std::string::npos);
     EXPECT_NE(socket.find("SocketGroup=hermetic"), std::string::npos);
+}
+
+TEST(DaemonLifecycle, SystemdTmpfilesEntryCreatesAPrivateStateDirectory) {
+    auto tmpfiles = find_program("systemd-tmpfiles");
+    if (!tmpfiles) GTEST_SKIP() << "systemd-tmpfiles is not installed (package systemd): entry not checked";
+    TempDir root("hermetic-tmpfiles");
+    auto r = run_process(
+        {*tmpfiles, "--create", "--root=" + root.path(), std::string(HERMETIC_SOURCE_DIR) + "/systemd/hermetic.tmpfiles"});
+    EXPECT_EQ(r.status, 0) << r.describe();
+    EXPECT_EQ(r.err, "") << r.describe();
+    struct stat st{};
+    ASSERT_EQ(::lstat((root / "var/lib/hermetic").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISDIR(st.st_mode));
+    EXPECT_EQ(st.st_mode & 07777, 0700u);
+    EXPECT_EQ(st.st_uid, 0u);
 }
 
 TEST(DaemonLifecycle, SocketActivationServesAJob) {
