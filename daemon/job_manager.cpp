@@ -109,7 +109,15 @@ uint64_t JobManager::reloads() const {
 
 JobManager::~JobManager() {
     shutdown(std::chrono::milliseconds(0));
-    for (auto& t : threads_)
+    std::vector<std::thread> all;
+    {
+        std::lock_guard lock(mu_);
+        for (auto& [id, t] : threads_) all.push_back(std::move(t));
+        threads_.clear();
+        for (auto& t : ended_) all.push_back(std::move(t));
+        ended_.clear();
+    }
+    for (auto& t : all)
         if (t.joinable()) t.join();
 }
 
@@ -271,9 +279,16 @@ Submitted JobManager::submit(const protocol::RunRequest& req, const Peer& peer, 
 }
 
 void JobManager::start(const std::shared_ptr<Job>& job) {
-    std::lock_guard lock(mu_);
-    active_[job->id()] = job;
-    threads_.emplace_back([this, job] { run(job); });
+    std::vector<std::thread> ended;
+    {
+        std::lock_guard lock(mu_);
+        active_[job->id()] = job;
+        threads_.emplace(job->id(), std::thread([this, job] { run(job); }));
+        ended.swap(ended_);
+    }
+    // Threads of finished jobs, joined here so that a daemon running for months
+    // doesn't keep one exited thread (and its stack) per job it ever ran.
+    for (auto& t : ended) t.join();
 }
 
 JobView JobManager::view(const std::string& id, uid_t requester) {
@@ -404,6 +419,10 @@ void JobManager::run(const std::shared_ptr<Job>& job) {
         active_.erase(job->id());
         uid_t uid = job->owner().uid;
         if (--per_user_[uid] == 0) per_user_.erase(uid);
+        if (auto t = threads_.find(job->id()); t != threads_.end()) {
+            ended_.push_back(std::move(t->second));  // only returning is left to do
+            threads_.erase(t);
+        }
     }
     idle_cv_.notify_all();
 }

@@ -150,7 +150,8 @@ private:
     uint32_t running_ = 0;
     uint32_t queued_ = 0;
     bool stopping_ = false;
-    std::vector<std::thread> threads_;
+    std::map<std::string, std::thread> threads_;  // job threads by job id
+    std::vector<std::thread> ended_;               // their job is done; joined by the next start()
     std::mutex key_mu_;  // one submission per (user, key) decides at a time
     JobMetrics metrics_;
 };
