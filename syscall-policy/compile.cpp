@@ -315,7 +315,8 @@ CompiledPolicy compile(const Policy& policy, const CompileOptions& options) {
     const detail::Expanded e = detail::expand(policy);
     std::string text = detail::canonical_text(e, options);
     if (auto hit = cache().get(text)) return std::move(*hit);
-    const Plan p = plan(e, options.route_denials_to_supervisor);
+    const bool route = detail::routes_denials(e, options);
+    const Plan p = plan(e, route);
 
     CompiledPolicy out;
     {
@@ -358,6 +359,8 @@ CompiledPolicy compile(const Policy& policy, const CompileOptions& options) {
     cache().put(std::move(text), out);
     return out;
 }
+
+bool needs_supervisor(const Policy& policy) { return detail::needs_supervisor(detail::expand(policy)); }
 
 std::string canonical_text(const Policy& policy, const CompileOptions& options) {
     return detail::canonical_text(detail::expand(policy), options);

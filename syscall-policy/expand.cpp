@@ -330,12 +330,29 @@ Decision combine(const Action& table, const Rule* table_rule, const CondRule* co
     return {cond->action, cond->source};
 }
 
+bool needs_supervisor(const Expanded& e) {
+    auto notifies = [](const Action& a) { return a.kind == ActionKind::Virtualize || a.kind == ActionKind::Log; };
+    for (const SyscallEntry& entry : e.entries) {
+        if (notifies(entry.table_action)) return true;
+        // A denied or killed syscall keeps its verdict whatever its conditional
+        // rules say (only a kill can make it stricter): none of them notifies.
+        if (entry.table_action.kind != ActionKind::Allow) continue;
+        for (const CondRule& r : entry.conditional)
+            if (notifies(r.action)) return true;
+    }
+    return false;
+}
+
+bool routes_denials(const Expanded& e, const CompileOptions& options) {
+    return options.route_denials_to_supervisor.value_or(needs_supervisor(e));
+}
+
 std::string canonical_text(const Expanded& e, const CompileOptions& options) {
     std::string s = "hermetic-syscall-policy 1\n";
     s += "arches x86_64 i386; x32 kill_process; other kill_process\n";
     // Only when set, so digests of policies without it stay what they were.
     if (e.i386_action) s += "i386 " + action_text(*e.i386_action) + "\n";
-    s += std::string("route_denials_to_supervisor ") + (options.route_denials_to_supervisor ? "1" : "0") + "\n";
+    s += std::string("route_denials_to_supervisor ") + (routes_denials(e, options) ? "1" : "0") + "\n";
     s += "default " + action_text(e.default_action) + "\n";
     for (const SyscallEntry& entry : e.entries) {
         if (entry.table_rule) s += "table " + entry.name + " " + action_text(entry.table_action) + "\n";

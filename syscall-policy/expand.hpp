@@ -58,6 +58,11 @@ bool rule_matches(const CondRule& r, Arch arch, const uint64_t args[6]);
 // Table action + (optional) matching conditional rule -> verdict (policy.hpp).
 Decision combine(const Action& table, const Rule* table_rule, const CondRule* cond);
 
+// needs_supervisor() of the expanded policy (mirrors plan() in compile.cpp).
+bool needs_supervisor(const Expanded& e);
+// CompileOptions::route_denials_to_supervisor resolved for `e`.
+bool routes_denials(const Expanded& e, const CompileOptions& options);
+
 std::string action_text(const Action& a);
 std::string rule_text(const CondRule& r);  // "a0 == 0x1 && a2 & 0x3 == 0x1"
 std::string canonical_text(const Expanded& e, const CompileOptions& options);

@@ -31,6 +31,9 @@
 //    in a guard filter (installed between the table and the argument filter), so
 //    the kernel enforces them whatever the supervisor does: errno and kill beat
 //    a notification when the kernel combines the filters' verdicts.
+//  * With a supervisor, the denials of named rules go to it too (CompileOptions:
+//    routed), so it can audit them; it answers with decide()'s errno. The
+//    default verdict, kills and the i386 action always stay in the kernel.
 //  * i386 socketcall/ipc: the arguments of a multiplexed call are in memory, out of
 //    seccomp's sight. A socket or SysV IPC call with conditional rules therefore gets
 //    their action unconditionally through its multiplexer (fail closed), and
@@ -146,10 +149,20 @@ Policy determinism_policy();
 namespace hermetic::policy {
 
 struct CompileOptions {
-    // Denials answered by the supervisor (user notification) instead of the kernel,
-    // so each one can be audited; a lost supervisor makes them fail with ENOSYS.
-    bool route_denials_to_supervisor = false;
+    // Denials by named rules (a rule's errno, conditional or not) answered by the
+    // supervisor (user notification) instead of the kernel, so each one can be
+    // audited; a lost supervisor makes them fail with ENOSYS. The policy's
+    // default (unnamed syscalls), kills and the i386 action stay the kernel's.
+    // Unset (the default): routed exactly when the policy needs the supervisor
+    // anyway (needs_supervisor()), so a job with a supervisor has every named
+    // denial audited and a job without one is answered by the kernel as before.
+    // The resolved value is part of the canonical text, hence of the digest.
+    std::optional<bool> route_denials_to_supervisor;
 };
+
+// Whether compile() gives the policy a notifying filter (a virtualize or log
+// rule some call can reach), i.e. whether a job under it has a supervisor.
+bool needs_supervisor(const Policy& policy);
 
 // Results are memoized by canonical text (a few entries, thread-safe): the
 // same policy compiles once per process. A cold compile of the default

@@ -38,7 +38,7 @@ struct ResolvedPolicy {
 
 struct PolicyStoreOptions {
     std::string floor = "build";
-    CompileOptions compile;
+    CompileOptions compile;  // default: denials routed exactly when a profile needs the supervisor
     ParseOptions parse;  // its loader is replaced by the store's
 };
 

@@ -388,9 +388,10 @@ TEST(Compile, VirtualizeAndLogUseTheArgumentFilterDenialsUnderThemTheGuard) {
                {"ioctl", {{.index = 1, .op = CompareOp::Eq, .value = 0x5412, .width32 = true}}, Action::virtualize(), "t"},
                // a conditional rule under an unconditional Virtualize: NOTIFY, and the guard filter denies
                {"openat", {{.index = 2, .op = CompareOp::MaskedEq, .value = 1, .mask = 3}}, Action::error(EROFS), "t"}};
-    const CompiledPolicy cp = compile(p);
-    // The table, the guard (openat's conditional EROFS under its Virtualize),
-    // the argument filter with the listener.
+    // Denials answered by the kernel (not routed to the supervisor): the table,
+    // the guard (openat's conditional EROFS under its Virtualize), the argument
+    // filter with the listener.
+    const CompiledPolicy cp = compile(p, {.route_denials_to_supervisor = false});
     ASSERT_EQ(cp.filters.size(), 3u);
     EXPECT_FALSE(cp.filters[0].needs_listener);
     EXPECT_FALSE(cp.filters[1].needs_listener);
@@ -411,6 +412,17 @@ TEST(Compile, VirtualizeAndLogUseTheArgumentFilterDenialsUnderThemTheGuard) {
     EXPECT_EQ(d.rule, &p.rules[5]);
     const uint64_t args2[6] = {0, 0, 0, 0, 0, 0};
     EXPECT_EQ(decide(p, Arch::X86_64, *syscall_number("openat"), args2).action, Action::virtualize());
+
+    // compile()'s default for a policy with a supervisor: the conditional
+    // denial is the supervisor's to answer (with decide()'s EROFS, audited),
+    // so no guard; the kill stays the kernel's.
+    const CompiledPolicy routed = compile(p);
+    ASSERT_EQ(routed.filters.size(), 2u);
+    EXPECT_TRUE(routed.filters[1].needs_listener);
+    EXPECT_VERDICT(kNotify, run(routed, Arch::X86_64, "openat", {0, 0, 1}));
+    EXPECT_VERDICT(kNotify, run(routed, Arch::X86_64, "openat", {0, 0, 0}));
+    EXPECT_VERDICT(kKill, run(routed, Arch::X86_64, "mount"));
+    EXPECT_EQ(routed.digest, compile(p, {.route_denials_to_supervisor = true}).digest);
 }
 
 TEST(Compile, AllAllowArgumentFilterIsOmitted) {
