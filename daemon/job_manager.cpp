@@ -469,6 +469,7 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
     spec.epoch = job->plan_.epoch;
     spec.filters = job->plan_.policy->compiled.filters;
     spec.policy_digest = job->plan_.policy->digest();
+    spec.policy = job->plan_.policy->policy;  // the supervisor decides with it
     spec.seed = job->plan_.request.seed.value_or(0);
     spec.trace = job->plan_.request.trace;
     spec.perturb = job->plan_.request.perturb;

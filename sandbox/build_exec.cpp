@@ -104,8 +104,7 @@ void exec_build(BuildExec b) noexcept {
         if (b.handoff_fd >= 0) {
             // rdtsc must fault (PR_SET_TSC) before the filters deny prctl's use.
             determinism::prepare_build_process();
-            UniqueFd listener = install_filters(*b.policy);
-            determinism::hand_off_to_supervisor(b.handoff_fd, std::move(listener));  // until attached
+            determinism::install_filters_and_hand_off(b.handoff_fd, *b.policy);  // until attached
         } else {
             // A policy without notify actions has no listener to hand over.
             install_filters(*b.policy).reset();

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "syscall-policy/policy_json.hpp"
+
 namespace hermetic::sandbox {
 
 using nlohmann::json;
@@ -132,6 +134,7 @@ void to_json(json& j, const RunSpec& v) {
              {"perturb", v.perturb}};
     if (v.out_exclude) j["out_exclude"] = *v.out_exclude;
     if (v.timeout) j["timeout_ms"] = v.timeout->count();
+    if (v.policy) j["policy"] = policy::policy_to_json(*v.policy);
 }
 
 void from_json(const json& j, RunSpec& v) {
@@ -152,6 +155,7 @@ void from_json(const json& j, RunSpec& v) {
     v.seed = j.value("seed", uint64_t{0});
     v.trace = j.value("trace", false);
     v.perturb = j.value("perturb", uint32_t{0});
+    if (j.contains("policy")) v.policy = policy::policy_from_json(j["policy"]);
 }
 
 void to_json(json& j, const JobOutcome& o) {

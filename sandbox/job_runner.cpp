@@ -19,6 +19,7 @@
 #include <dirent.h>
 
 #include "common/io.hpp"
+#include "common/sha256.hpp"
 #include "common/sys_error.hpp"
 #include "audit/identity.hpp"
 #include "sandbox/helper_process.hpp"
@@ -301,6 +302,17 @@ private:
 
     [[nodiscard]] determinism::DeterminismConfig determinism_config() const {
         determinism::DeterminismConfig c;
+        // The supervisor decides every notification with the job's policy: it
+        // must be exactly the one the job's evidence names (its digest), under
+        // either routing of denials (the daemon's compile options decide that).
+        if (!spec_.policy) throw std::runtime_error("the job's policy did not come with it");
+        bool attested = false;
+        for (bool route : {true, false})
+            attested = attested ||
+                       sha256_hex(policy::canonical_text(*spec_.policy, {.route_denials_to_supervisor = route})) ==
+                           spec_.policy_digest;
+        if (!attested) throw std::runtime_error("the job's policy does not match its digest " + spec_.policy_digest);
+        c.policy = std::make_shared<const policy::Policy>(*spec_.policy);
         c.seed = spec_.seed;
         c.epoch = spec_.epoch;
         c.cpus = spec_.cpus_visible;

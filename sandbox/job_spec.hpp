@@ -76,6 +76,10 @@ struct RunSpec {
     int64_t epoch = 0;             // SOURCE_DATE_EPOCH: times given to copied files
     std::vector<policy::Filter> filters;  // the compiled seccomp policy, in install order
     std::string policy_digest;
+    // The effective policy the filters were compiled from (its canonical text is
+    // what policy_digest hashes): the determinism supervisor decides every
+    // notification with it. Required when a filter needs a listener.
+    std::optional<policy::Policy> policy;
     uint64_t seed = 0;             // --seed: keys every random byte the build sees
     bool trace = false;            // --trace: deviations also carry the real value
     uint32_t perturb = 0;          // --verify's second build: other host conditions (messages.hpp)

@@ -3,8 +3,11 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "syscall-policy/policy.hpp"
 
 namespace hermetic::sandbox::determinism {
 
@@ -13,6 +16,13 @@ namespace hermetic::sandbox::determinism {
 inline constexpr int64_t kDefaultEpoch = 946684800;
 
 struct DeterminismConfig {
+    // The job's effective policy (required): the supervisor decides every
+    // notification with it (policy::PreparedPolicy): virtualize -> emulated,
+    // log -> CONTINUE and a "logged" record, a named rule's errno -> that errno
+    // and a "denied" record (the filters route named denials to the supervisor
+    // whenever it exists: policy::CompileOptions).
+    std::shared_ptr<const policy::Policy> policy;
+
     uint64_t seed = 0;               // --seed: keys every random byte the build sees
     int64_t epoch = kDefaultEpoch;   // --epoch (seconds): where the logical clock starts
     uint32_t cpus = 2;               // --cpus: what every CPU-count source reports
@@ -41,7 +51,9 @@ struct DeterminismConfig {
     // Serve clock_gettime/gettimeofday/time from a page in the process (the
     // patched vDSO) instead of trapping each read: single-threaded processes
     // only (the reads of a multi-threaded one would depend on its scheduling).
-    // Reads served in-process are recorded in batches. Off with `trace`.
+    // Reads served in-process are recorded in batches. Off with `trace`, and
+    // when the policy does not virtualize every clock read the page serves
+    // (clock_gettime, gettimeofday, time).
     bool in_process_clock = true;
 };
 

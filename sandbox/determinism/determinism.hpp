@@ -28,9 +28,8 @@
 //   init (root in the sandbox's user+mount namespaces), before forking the build:
 //     mount_served_files(fuse.get());               // then close it
 //   build process (pid 2), after its uid drop and no_new_privs, in this order:
-//     prepare_build_process();                      // before install_filters()
-//     UniqueFd listener = install_filters(policy);  // policy: with_determinism(...)
-//     hand_off_to_supervisor(handoff_b, std::move(listener));  // blocks until attached
+//     prepare_build_process();                      // before the filters
+//     install_filters_and_hand_off(handoff_b, compiled);  // blocks until attached
 //     execve(...)
 //   runner, when handoff.a becomes readable (poll it with init's status socket):
 //     sup.start_from_handoff(handoff.a.get());
@@ -68,10 +67,16 @@ policy::Policy with_determinism(policy::Policy base);
 // them (and checks that this CPU really enforces it). Throws SysError.
 void prepare_build_process();
 
-// After install_filters(): sends the listener and this process's credentials on
+// After prepare_build_process(), instead of install_filters(): installs the
+// policy's filters and sends the listener and this process's credentials on
 // `sock` (a Unix stream socket whose other end the runner holds), then blocks
-// until the supervisor has attached. Closes the listener. Throws SysError.
-void hand_off_to_supervisor(int sock, UniqueFd listener);
+// until the supervisor has attached; the listener is closed here. The sending
+// is done by a helper thread created before the filters (they apply to the
+// installing thread only), so no call of the hand-off depends on the policy: a
+// policy may log, deny or route to the supervisor any syscall (trace logs
+// sendmsg; strict denies it), and none could be answered before the supervisor
+// has the listener. Throws SysError (install) or std::runtime_error (hand-off).
+void install_filters_and_hand_off(int sock, const policy::CompiledPolicy& policy);
 
 // ---- In the sandbox's init ------------------------------------------------
 
@@ -91,7 +96,7 @@ struct Handoff {
     UniqueFd listener;
     bool tsc_trapped = false;  // rdtsc faults under PR_SET_TSC on this CPU (tested by the build process)
 };
-// Receives what hand_off_to_supervisor sent (sets SO_PASSCRED on `sock` first).
+// Receives what install_filters_and_hand_off sent (sets SO_PASSCRED on `sock` first).
 Handoff receive_handoff(int sock);
 // Lets the build process continue to its execve.
 void release_build(int sock);
@@ -100,6 +105,9 @@ class Supervisor {
 public:
     // Forks the supervisor process. `sink` gets every deviation (from a thread of
     // this process) until stop() returns; it must outlive the Supervisor.
+    // config.policy is required (the build's effective policy: it decides every
+    // notification); throws std::invalid_argument without it, PolicyError for
+    // a policy decide() can't use.
     Supervisor(const DeterminismConfig& config, DeviationSink& sink);
     ~Supervisor();  // stop() if not done; kills the supervisor
     Supervisor(const Supervisor&) = delete;

@@ -27,6 +27,7 @@
 #include "sandbox/determinism/vdso.hpp"
 #include "sandbox/determinism/wire.hpp"
 #include "syscall-policy/determinism_rules.hpp"
+#include "syscall-policy/parser.hpp"
 
 #ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
 #define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
@@ -46,14 +47,17 @@ constexpr int kErestartNoIntr = 513;  // the kernel restarts the call on the way
 constexpr size_t kDeviationFlushBytes = 32 << 10;
 constexpr auto kDeviationFlushDelay = std::chrono::milliseconds(20);
 
-const std::string& name_of(int nr) {
-    static std::vector<std::string> names = [] {
+const std::string& name_of(int nr, bool i386 = false) {
+    static const auto table = [](policy::Arch arch) {
         std::vector<std::string> v(512);
-        for (int i = 0; i < 512; ++i) v[i] = policy::syscall_name(i);
+        for (int i = 0; i < 512; ++i) v[i] = policy::syscall_name(i, arch);
         return v;
-    }();
+    };
+    static const std::vector<std::string> x86_64 = table(policy::Arch::X86_64);
+    static const std::vector<std::string> x86 = table(policy::Arch::I386);
     static const std::string unknown = "?";
-    return nr >= 0 && nr < 512 ? names[nr] : unknown;
+    const std::string& name = nr >= 0 && nr < 512 ? (i386 ? x86 : x86_64)[nr] : unknown;
+    return name.empty() ? unknown : name;
 }
 
 std::string args_text(const seccomp_notif& n) {
@@ -67,15 +71,50 @@ std::string args_text(const seccomp_notif& n) {
 
 }  // namespace
 
-// The class of a syscall a policy merely logs: what the audit summary groups.
-const char* logged_class(int nr) {
-    switch (nr) {
-        case SYS_socket: case SYS_socketpair: case SYS_connect: case SYS_bind: case SYS_listen: case SYS_accept:
-        case SYS_accept4: case SYS_sendto: case SYS_sendmsg: case SYS_sendmmsg: case SYS_recvfrom: case SYS_recvmsg:
-        case SYS_setsockopt: case SYS_getsockopt: case SYS_getsockname: case SYS_getpeername: case SYS_shutdown:
-            return "network";
-        default: return "policy";
+// The class of a syscall the policy logs or denies: what the audit summary groups.
+const char* policy_class(std::string_view name) {
+    static constexpr std::string_view kNetwork[] = {
+        "socket",   "socketpair", "connect",    "bind",       "listen",      "accept",      "accept4",
+        "sendto",   "sendmsg",    "sendmmsg",   "recvfrom",   "recvmsg",     "recvmmsg",    "setsockopt",
+        "getsockopt", "getsockname", "getpeername", "shutdown", "send",      "recv",        "socketcall"};
+    for (std::string_view n : kNetwork)
+        if (n == name) return "network";
+    return "policy";
+}
+
+PolicyAnswer answer_for(const policy::Action& verdict, policy::Arch arch, std::string_view name) {
+    PolicyAnswer a;
+    a.cls = policy_class(name);
+    switch (verdict.kind) {
+        case policy::ActionKind::Virtualize:
+            if (arch == policy::Arch::X86_64) {
+                a.kind = PolicyAnswer::Emulate;
+            } else {
+                // The i386 calls have other numbers and layouts: nothing here
+                // emulates them (the determinism profile closes that entry).
+                a.kind = PolicyAnswer::Deny;
+                a.error = ENOSYS;
+                a.failed_closed = true;
+            }
+            return a;
+        case policy::ActionKind::Allow: a.kind = PolicyAnswer::Continue; return a;
+        case policy::ActionKind::Log: a.kind = PolicyAnswer::Log; return a;
+        case policy::ActionKind::Errno:
+            a.kind = PolicyAnswer::Deny;
+            a.error = verdict.errno_value;
+            return a;
+        case policy::ActionKind::Kill:
+            // Kill rules stay in the kernel's filters: one arriving here is a
+            // race with a policy we don't know of; fail it closed.
+            a.kind = PolicyAnswer::Deny;
+            a.error = ENOSYS;
+            a.failed_closed = true;
+            return a;
     }
+    a.kind = PolicyAnswer::Deny;
+    a.error = ENOSYS;
+    a.failed_closed = true;
+    return a;
 }
 
 const char* class_of(int nr) {
@@ -95,12 +134,31 @@ const char* class_of(int nr) {
     }
 }
 
-Engine::Engine(DeterminismConfig cfg, UniqueFd control, UniqueFd deviations)
-    : cfg_(std::move(cfg)), control_(std::move(control)), deviations_(std::move(deviations)) {
+Engine::Engine(DeterminismConfig cfg, std::shared_ptr<const policy::PreparedPolicy> policy, UniqueFd control,
+               UniqueFd deviations)
+    : cfg_(std::move(cfg)), policy_(std::move(policy)), control_(std::move(control)), deviations_(std::move(deviations)) {
+    if (!policy_) throw std::runtime_error("determinism supervisor: no policy");
+    // The clock page serves clock_gettime, gettimeofday and time without a
+    // trap: only if the policy virtualizes them all (a policy that logs one
+    // gets it run for real, through the patched vDSO's syscall).
+    if (!clock_reads_virtualized()) cfg_.in_process_clock = false;
     key_ = root_key(cfg_.seed);
     hostproc_.reset(::open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!hostproc_) throw_errno("open /proc");
     if (seccomp_notify_alloc(&req_, &resp_) != 0) throw std::runtime_error("seccomp_notify_alloc");
+}
+
+bool Engine::clock_reads_virtualized() const {
+    auto virtualized = [&](int nr, std::initializer_list<uint64_t> first_args) {
+        for (uint64_t a0 : first_args) {
+            const uint64_t args[6] = {a0, 0x7ffd00001000, 0, 0, 0, 0};
+            if (policy_->decide(policy::Arch::X86_64, nr, args).action.kind != policy::ActionKind::Virtualize)
+                return false;
+        }
+        return true;
+    };
+    return virtualized(SYS_clock_gettime, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}) &&
+           virtualized(SYS_gettimeofday, {0x7ffd00002000}) && virtualized(SYS_time, {0, 0x7ffd00002000});
 }
 
 Task* Engine::task(pid_t tid) {
@@ -447,12 +505,27 @@ void Engine::on_notification() {
         respond(n, r, nullptr);
         return;
     }
-    if (n.data.arch != AUDIT_ARCH_X86_64) {
+    const bool i386 = n.data.arch == AUDIT_ARCH_I386;
+    if (!i386 && n.data.arch != AUDIT_ARCH_X86_64) {
+        // The filters kill every other architecture before it could get here.
         r.kind = Reply::Error;
         r.error = ENOSYS;
-        deny_note("i386 " + std::to_string(n.data.nr));
+        deny_note("arch " + std::to_string(n.data.arch) + " " + std::to_string(n.data.nr));
         respond(n, r, t);
-        record(*t, n, r, "policy");
+        return;
+    }
+    // The policy decides: the filters send virtualized and logged calls, and
+    // (routed) the denials of named rules; conditional rules are applied here.
+    const policy::Arch arch = i386 ? policy::Arch::I386 : policy::Arch::X86_64;
+    const uint64_t args[6] = {n.data.args[0], n.data.args[1], n.data.args[2],
+                              n.data.args[3], n.data.args[4], n.data.args[5]};
+    const std::string& name = name_of(n.data.nr, i386);
+    const PolicyAnswer a = answer_for(policy_->decide(arch, n.data.nr, args).action, arch, name);
+    if (a.kind != PolicyAnswer::Emulate) {
+        answer_by_policy(*t, n, a, name);
+        summary_.traps++;
+        summary_.trap_ns_total +=
+            static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
         return;
     }
     // The caller's own file events were queued before its call, so before this
@@ -470,7 +543,7 @@ void Engine::on_notification() {
         r = Reply{};
         r.kind = Reply::Error;
         r.error = ENOSYS;
-        deny_note(name_of(n.data.nr) + ": internal error: " + e.what());
+        deny_note(name + ": internal error: " + e.what());
     }
     if (!r.quiet) record(*t, n, r, nullptr);
     // The supervisor's own work per call (the answer wakes the caller, which may
@@ -478,6 +551,35 @@ void Engine::on_notification() {
     summary_.traps++;
     summary_.trap_ns_total += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
     respond(n, r, t);
+}
+
+// A call the policy logs, denies, or that the engine can't emulate: no logical
+// time passes (only virtualized calls advance the caller's clock).
+void Engine::answer_by_policy(Task& t, const seccomp_notif& n, const PolicyAnswer& a, const std::string& name) {
+    Reply r;
+    r.cls = a.cls;
+    switch (a.kind) {
+        case PolicyAnswer::Emulate:  // not here
+        case PolicyAnswer::Continue:
+            // CONTINUE is safe: no decision here depends on the caller's memory.
+            r.kind = Reply::Continue;
+            r.quiet = true;
+            break;
+        case PolicyAnswer::Log:
+            r.kind = Reply::Continue;
+            r.logged = true;
+            break;
+        case PolicyAnswer::Deny:
+            r.kind = Reply::Error;
+            r.error = a.error;
+            r.denied = !a.failed_closed;
+            if (a.failed_closed)
+                deny_note((n.data.arch == AUDIT_ARCH_I386 ? "i386 " : "") + name +
+                          ": the policy's verdict can't be carried out by the supervisor");
+            break;
+    }
+    if (!r.quiet) record(t, n, r, nullptr);
+    respond(n, r, &t);
 }
 
 void Engine::respond(const seccomp_notif& n, const Reply& r, Task* t) {
@@ -540,13 +642,13 @@ Reply Engine::handle(Task& t, const seccomp_notif& n) {
         case SYS_stat: case SYS_fstat: case SYS_lstat: case SYS_newfstatat: case SYS_statx: return stat_call(t, n);
         case SYS_utimensat: case SYS_utimes: case SYS_utime: case SYS_futimesat: return utime_call(t, n);
         default: {
-            // Nothing here virtualizes it, so the filter sent it for a policy "log"
-            // rule: the call proceeds untouched (CONTINUE is safe here: no decision
-            // depends on the caller's memory) and is recorded.
+            // The policy says virtualize, but nothing here emulates this call:
+            // fail it closed (the real call must not run).
             Reply r;
-            r.kind = Reply::Continue;
-            r.logged = true;
-            r.cls = logged_class(n.data.nr);
+            r.kind = Reply::Error;
+            r.error = ENOSYS;
+            r.cls = "policy";
+            deny_note(name_of(n.data.nr) + ": virtualized by the policy, but the engine has no emulation for it");
             return r;
         }
     }
@@ -555,7 +657,7 @@ Reply Engine::handle(Task& t, const seccomp_notif& n) {
 // ---- deviations
 
 void Engine::record(Task& t, const seccomp_notif& n, const Reply& r, const char* cls) {
-    const std::string& name = name_of(n.data.nr);
+    const std::string& name = name_of(n.data.nr, n.data.arch == AUDIT_ARCH_I386);
     const char* c = cls ? cls : (!r.cls.empty() ? r.cls.c_str() : class_of(n.data.nr));
     summary_.by_syscall[name]++;
     summary_.by_class[c]++;
@@ -570,10 +672,11 @@ void Engine::record(Task& t, const seccomp_notif& n, const Reply& r, const char*
     d.syscall = name;
     d.args = args_text(n);
     bool failed_closed = r.kind == Reply::Error && r.error == ENOSYS;
-    d.action = r.logged ? DeviationAction::Logged
-                        : failed_closed ? DeviationAction::Denied : DeviationAction::Virtualized;
+    d.action = r.logged                    ? DeviationAction::Logged
+               : r.denied || failed_closed ? DeviationAction::Denied
+                                           : DeviationAction::Virtualized;
     d.cls = c;
-    if (r.kind == Reply::Error) d.value = "-" + errno_string(r.error);
+    if (r.kind == Reply::Error) d.value = "-" + policy::errno_name(r.error);
     else if (r.logged) d.value = "allowed";
     else if (r.kind == Reply::Continue) d.value = r.value.empty() ? "continue" : r.value + "; continue";
     else if (r.kind == Reply::Reissue) d.value = r.value + "; re-issued";

@@ -22,6 +22,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -124,11 +125,31 @@ struct Reply {
     std::string cls;                 // overrides the syscall's class
     bool quiet = false;              // no deviation record (e.g. CONTINUE of a 0 timeout)
     bool logged = false;             // a policy "log" rule: allowed as is, recorded
+    bool denied = false;             // a policy rule's errno (recorded as "denied")
 };
+
+// What the supervisor does with a notification, given the policy's verdict
+// for it (pure; on_notification() acts on it).
+struct PolicyAnswer {
+    enum Kind {
+        Emulate,   // virtualize: the engine's handler answers (x86-64 only)
+        Continue,  // allow (only in races or odd stacking): run it, no record
+        Log,       // run it (CONTINUE) and record it as "logged"
+        Deny,      // fail it with `error` and record it as "denied"
+    } kind = Deny;
+    int error = 0;               // Deny
+    bool failed_closed = false;  // Deny: not the policy's verdict, the engine can't do better (ENOSYS)
+    const char* cls = "policy";  // Log/Deny: the record's class
+};
+// `name`: the syscall's name on `arch` ("socket", "socketcall", ...).
+PolicyAnswer answer_for(const policy::Action& verdict, policy::Arch arch, std::string_view name);
 
 class Engine {
 public:
-    Engine(DeterminismConfig cfg, UniqueFd control, UniqueFd deviations);
+    // `policy`: cfg.policy prepared (the Supervisor prepares it before forking,
+    // so a bad policy fails in the runner, not in the supervisor process).
+    Engine(DeterminismConfig cfg, std::shared_ptr<const policy::PreparedPolicy> policy, UniqueFd control,
+           UniqueFd deviations);
     int run() noexcept;  // the process's main; returns its exit code
 
     // --- shared helpers (engine.cpp)
@@ -211,6 +232,8 @@ private:
     void start(pid_t pid, UniqueFd listener);
     void on_control();
     void on_notification();
+    void answer_by_policy(Task& t, const seccomp_notif& n, const PolicyAnswer& a, const std::string& name);
+    bool clock_reads_virtualized() const;
     void respond(const seccomp_notif& n, const Reply& r, Task* t);
     bool place_in_slot(Task& t, const std::vector<uint8_t>& data, determinism::Reissue& re);
     void send_summary();
@@ -218,6 +241,7 @@ private:
 
 public:
     DeterminismConfig cfg_;
+    std::shared_ptr<const policy::PreparedPolicy> policy_;  // decides every notification
     StreamKey key_{};
     UniqueFd control_, deviations_, listener_, sigchld_, fanotify_, fuse_, hostproc_;
     std::unordered_map<pid_t, std::unique_ptr<Task>> tasks_;
@@ -273,6 +297,8 @@ std::string served_content(const Engine& e, ServedKind kind, Task* reader);
 
 // Classes of the virtualized syscalls, by name.
 const char* class_of(int nr);
-const char* logged_class(int nr);
+// The class of a record for a call the policy logs or denies: "network" for the
+// socket calls (either ABI's names, socketcall included), else "policy".
+const char* policy_class(std::string_view name);
 
 }  // namespace hermetic::sandbox::determinism

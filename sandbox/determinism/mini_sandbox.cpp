@@ -77,10 +77,12 @@ std::vector<std::string> contract_env(const MiniSandboxOptions& o) {
         must(::setresgid(1000, 1000, 1000), "setresgid");
         must(::setresuid(1000, 1000, 1000), "setresuid");
         must(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
-        if (o.determinism) prepare_build_process();  // hook 1: before the filters
-        UniqueFd listener = install_filters(policy);
-        if (o.determinism) hand_off_to_supervisor(handoff, std::move(listener));  // hook 2: after them
-        else listener.reset();
+        if (o.determinism) {
+            prepare_build_process();                       // hook 1: before the filters
+            install_filters_and_hand_off(handoff, policy);  // hook 2: the filters, the listener to the supervisor
+        } else {
+            install_filters(policy).reset();
+        }
         std::vector<std::string> env = contract_env(o);
         std::vector<char*> argv, envp;
         for (const auto& a : o.argv) argv.push_back(const_cast<char*>(a.c_str()));
@@ -247,10 +249,12 @@ void enter_time_namespace() {
     }
 }
 
-const policy::CompiledPolicy& compiled(bool determinism) {
-    static const policy::CompiledPolicy with = policy::compile(with_determinism(policy::baseline_policy()));
-    static const policy::CompiledPolicy without = policy::compile(policy::baseline_policy());
-    return determinism ? with : without;
+// The build's policy: config.policy if set, else the baseline (+ determinism).
+std::shared_ptr<const policy::Policy> policy_of(const MiniSandboxOptions& o) {
+    if (o.config.policy) return o.config.policy;
+    static const auto with = std::make_shared<const policy::Policy>(with_determinism(policy::baseline_policy()));
+    static const auto without = std::make_shared<const policy::Policy>(policy::baseline_policy());
+    return o.determinism ? with : without;
 }
 
 void write_proc(pid_t pid, const char* file, const std::string& s) {
@@ -260,7 +264,16 @@ void write_proc(pid_t pid, const char* file, const std::string& s) {
 }  // namespace
 
 MiniSandboxResult run_mini_sandbox(const MiniSandboxOptions& o) {
-    const policy::CompiledPolicy& policy = compiled(o.determinism);
+    // Compiled as the daemon compiles a job's (policy::CompileOptions' default:
+    // denials routed to the supervisor when there is one; cached by its text).
+    DeterminismConfig config = o.config;
+    config.policy = policy_of(o);
+    const policy::CompiledPolicy policy = policy::compile(*config.policy);
+    bool listener = false;
+    for (const auto& f : policy.filters) listener = listener || f.needs_listener;
+    if (listener != o.determinism)
+        throw std::invalid_argument(listener ? "mini sandbox: the policy needs the determinism supervisor"
+                                             : "mini sandbox: the policy gives the supervisor nothing to do");
     FdPair out = make_pipe(O_CLOEXEC), err = make_pipe(O_CLOEXEC);
     SocketPair control = make_socketpair(), handoff = make_socketpair();
     MiniSandboxResult result;
@@ -294,7 +307,7 @@ MiniSandboxResult run_mini_sandbox(const MiniSandboxOptions& o) {
         write_proc(static_cast<pid_t>(pid), "gid_map", "0 " + std::to_string(root_host) + " 1\n1000 " + std::to_string(root_host + 1) + " 1\n");
         UniqueFd fuse;
         if (o.determinism) {
-            sup.emplace(o.config, sink);
+            sup.emplace(config, sink);
             fuse = sup->open_served_files(static_cast<pid_t>(pid));  // for hook 3
         }
         int f = fuse.get();

@@ -34,6 +34,8 @@ struct MiniSandboxOptions {
     std::string host_dir_ro;                   // bound read-only at /host (probe binaries)
     std::optional<int> cpu;                    // run the whole sandbox on this CPU only
     bool determinism = true;
+    // config.policy: the build's policy; unset: the baseline plus the
+    // determinism rules (the baseline alone without `determinism`).
     DeterminismConfig config;
     std::chrono::seconds timeout{300};
 };

@@ -4,11 +4,16 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <linux/futex.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdio>
 #include <cstring>
+#include <stdexcept>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -20,6 +25,7 @@
 #include "sandbox/determinism/engine.hpp"
 #include "sandbox/determinism/wire.hpp"
 #include "sandbox/process_util.hpp"
+#include "sandbox/seccomp_install.hpp"
 #include "syscall-policy/determinism_rules.hpp"
 
 namespace hermetic::sandbox::determinism {
@@ -67,8 +73,10 @@ void prepare_build_process() {
     if (::sigaction(SIGSEGV, &old, nullptr) != 0) throw_errno("sigaction(SIGSEGV)");
 }
 
-void hand_off_to_supervisor(int sock, UniqueFd listener) {
-    if (!listener) throw SysError("hand_off_to_supervisor: no seccomp listener", EINVAL);
+namespace {
+
+// Sends the listener and this process's credentials on `sock`.
+void send_listener(int sock, int listener) {
     char byte = g_tsc_trapped ? 'L' : 'l';  // 'l': rdtsc does not trap on this CPU
     iovec iov{&byte, 1};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(ucred))];
@@ -82,21 +90,87 @@ void hand_off_to_supervisor(int sock, UniqueFd listener) {
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(sizeof(int));
-    int fd = listener.get();
-    std::memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    std::memcpy(CMSG_DATA(cm), &listener, sizeof listener);
     cm = CMSG_NXTHDR(&msg, cm);
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_CREDENTIALS;
     cm->cmsg_len = CMSG_LEN(sizeof(ucred));
-    // The kernel translates the pid into the receiver's pid namespace.
+    // The kernel translates the pid (our thread group's) into the receiver's pid namespace.
     ucred cred{::getpid(), ::geteuid(), ::getegid()};
     std::memcpy(CMSG_DATA(cm), &cred, sizeof cred);
     if (retry_eintr([&] { return ::sendmsg(sock, &msg, MSG_NOSIGNAL); }) != 1) throw_errno("send seccomp listener");
-    // Our copy must not survive: only the supervisor answers for this process.
-    listener.reset();
-    char go = 0;
-    ssize_t n = retry_eintr([&] { return ::read(sock, &go, 1); });
-    if (n != 1 || go != 'G') throw SysError("the supervisor did not attach", n < 0 ? errno : ECONNRESET);
+}
+
+// Between the thread that installs the filters and the one that hands the
+// listener over. Static: the helper may still be on its way out when the
+// build execs (which ends it).
+struct HandOff {
+    static constexpr int kNoListener = -1, kInstallFailed = -2;
+    enum State : int { Waiting, Sent, Released, Failed };
+    std::atomic<int> listener{kNoListener};
+    std::atomic<int> state{Waiting};
+    int error = 0;
+    char what[160] = {};
+};
+HandOff g_handoff;
+
+long futex(std::atomic<int>* addr, int op, int value) {
+    return ::syscall(SYS_futex, reinterpret_cast<int*>(addr), op, value, nullptr, nullptr, 0);
+}
+
+}  // namespace
+
+void install_filters_and_hand_off(int sock, const policy::CompiledPolicy& policy) {
+    // seccomp filters belong to the thread that installs them (no TSYNC): this
+    // helper, created first, stays unfiltered, so no call of the hand-off is
+    // subject to the policy (which may log, deny or route sendmsg, read,
+    // getpid, close... and nobody could answer those before the supervisor has
+    // the listener).
+    HandOff& h = g_handoff;
+    h.listener.store(HandOff::kNoListener);
+    h.state.store(HandOff::Waiting);
+    std::thread helper([&h, sock] {
+        int fd;
+        while ((fd = h.listener.load(std::memory_order_acquire)) == HandOff::kNoListener) {
+            timespec ts{0, 20'000};
+            ::nanosleep(&ts, nullptr);
+        }
+        if (fd == HandOff::kInstallFailed) return;
+        int next = HandOff::Released;
+        try {
+            send_listener(sock, fd);
+            ::close(fd);  // shared fd table: only the supervisor holds it now
+            h.state.store(HandOff::Sent, std::memory_order_release);
+            char go = 0;
+            ssize_t n = retry_eintr([&] { return ::read(sock, &go, 1); });
+            if (n != 1 || go != 'G') throw SysError("the supervisor did not attach", n < 0 ? errno : ECONNRESET);
+        } catch (const SysError& e) {
+            h.error = e.code();
+            std::snprintf(h.what, sizeof h.what, "%s", e.what());
+            next = HandOff::Failed;
+        }
+        h.state.store(next, std::memory_order_release);
+        futex(&h.state, FUTEX_WAKE_PRIVATE, 1);
+    });
+    helper.detach();
+
+    UniqueFd listener;
+    try {
+        listener = install_filters(policy);
+        if (!listener) throw SysError("install_filters_and_hand_off: the policy has no listener", EINVAL);
+    } catch (...) {
+        h.listener.store(HandOff::kInstallFailed, std::memory_order_release);
+        throw;
+    }
+    // From here this thread is under the policy: until the helper has sent the
+    // listener, nothing but spinning (no syscall could be answered yet).
+    h.listener.store(listener.release(), std::memory_order_release);
+    int st;
+    while ((st = h.state.load(std::memory_order_acquire)) == HandOff::Waiting) __builtin_ia32_pause();
+    // Sent: the supervisor answers whatever this wait becomes (a logged or
+    // denied futex is answered once it has attached; then we look again).
+    while ((st = h.state.load(std::memory_order_acquire)) == HandOff::Sent) futex(&h.state, FUTEX_WAIT_PRIVATE, st);
+    if (st == HandOff::Failed) throw std::runtime_error(h.what);
 }
 
 Handoff receive_handoff(int sock) {
@@ -210,6 +284,10 @@ struct Supervisor::Reader {
 };
 
 Supervisor::Supervisor(const DeterminismConfig& config, DeviationSink& sink) : config_(config), sink_(sink) {
+    if (!config.policy) throw std::invalid_argument("determinism supervisor: no policy in the configuration");
+    // Expanded here, before the fork: a policy the supervisor could not decide
+    // with fails the job's setup with its reason (policy::PolicyError).
+    auto prepared = std::make_shared<const policy::PreparedPolicy>(*config.policy);
     SocketPair control = make_socketpair();
     SocketPair devs = make_socketpair();
     pid_t parent = ::getpid();
@@ -222,7 +300,7 @@ Supervisor::Supervisor(const DeterminismConfig& config, DeviationSink& sink) : c
             // It holds the build's memory and listener: nobody may ptrace or dump it.
             (void)::prctl(PR_SET_DUMPABLE, 0);
             close_fds_except({0, 1, 2, control.b.get(), devs.b.get()});
-            Engine engine(config, std::move(control.b), std::move(devs.b));
+            Engine engine(config, std::move(prepared), std::move(control.b), std::move(devs.b));
             rc = engine.run();
         } catch (...) {
         }

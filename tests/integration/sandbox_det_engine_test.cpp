@@ -10,11 +10,15 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
+#include <map>
+#include <memory>
 #include <regex>
 #include <sstream>
 #include <iostream>
 #include <thread>
 
+#include "sandbox/determinism/determinism.hpp"
 #include "sandbox/determinism/mini_sandbox.hpp"
 #include "tests/support/process.hpp"
 
@@ -281,6 +285,63 @@ TEST(DetFiles, MetadataIsVirtualAndOrdered) {
     EXPECT_NE(section("/build/src.txt").find("uid 1000 gid 1000"), std::string::npos) << section("/build/src.txt");
     for (const auto& n : a.summary.notes) ADD_FAILURE() << "note: " << n;
     for (const auto& [what, count] : a.summary.denied) ADD_FAILURE() << "denied: " << what << " x" << count;
+}
+
+// ---- the policy decides every notification ---------------------------------------
+
+// Denials by named rules reach the supervisor (the filters route them when it
+// exists): it answers with the rule's errno and records a "denied" deviation;
+// the policy default (unnamed numbers) stays the kernel's, unrecorded.
+TEST(DetPolicy, NamedDenialsAreAnsweredWithTheRulesErrnoAndRecorded) {
+    auto o = options({probe("denied"), "unshare", "clone_newuser", "mount", "keyctl", "ptrace", "socket_packet", "unnamed"});
+    MiniSandboxResult r = run(o);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "unshare 1\nclone_newuser 1\nmount 1\nkeyctl 1\nptrace 1\nsocket_packet 97\nunnamed 38\n");
+    std::map<std::string, std::vector<std::string>> denied;  // syscall -> "value class"
+    for (const Deviation& d : r.deviations) {
+        EXPECT_NE(d.syscall_nr, 1000) << "the policy default was recorded";
+        if (d.action == DeviationAction::Denied) denied[d.syscall].push_back(d.value + " " + d.cls);
+    }
+    const std::map<std::string, std::string> want = {
+        {"unshare", "-EPERM policy"}, {"clone", "-EPERM policy"},  {"mount", "-EPERM policy"},
+        {"keyctl", "-EPERM policy"},  {"ptrace", "-EPERM policy"}, {"socket", "-EAFNOSUPPORT network"},
+    };
+    for (const auto& [name, v] : want) EXPECT_EQ(denied[name], std::vector<std::string>{v}) << name;
+    EXPECT_GE(r.summary.by_class["network"], 1u);
+    // Policy denials are verdicts, not failures of the engine.
+    for (const auto& [what, count] : r.summary.denied) ADD_FAILURE() << "failed closed: " << what << " x" << count;
+}
+
+// A policy that logs clock_gettime instead of virtualizing it: the call runs
+// for real (the patched vDSO makes it a syscall; no clock page serves it) and
+// is recorded as "logged"; gettimeofday stays virtualized.
+TEST(DetPolicy, ALoggedClockReadRunsForRealAndIsRecorded) {
+    policy::Policy p = with_determinism(policy::baseline_policy());
+    p.rules.push_back({"clock_gettime", {}, policy::Action::log(), "test: log clock_gettime"});
+    auto o = options({probe("det_time"), "all"});
+    o.config.policy = std::make_shared<const policy::Policy>(p);
+    MiniSandboxResult r = run(o);
+    ASSERT_EQ(r.status, 0) << r.err;
+    const long long now = static_cast<long long>(::time(nullptr));
+    EXPECT_NEAR(static_cast<double>(field(r.out, "realtime")), static_cast<double>(now), 300.0) << r.out;
+    EXPECT_NEAR(static_cast<double>(field(r.out, "vdso realtime")), static_cast<double>(now), 300.0) << r.out;
+    EXPECT_EQ(field(r.out, "gettimeofday"), 1700000000) << r.out;
+    size_t logged = 0;
+    for (const Deviation& d : r.deviations) {
+        if (d.syscall != "clock_gettime") continue;
+        EXPECT_EQ(d.action, DeviationAction::Logged) << d.value;
+        EXPECT_EQ(d.cls, "policy");
+        EXPECT_EQ(d.value, "allowed");
+        ++logged;
+    }
+    EXPECT_GE(logged, 9u);  // one per clock the probe reads, at least
+    EXPECT_EQ(r.summary.by_syscall["clock read (in-process vDSO)"], 0u);
+    for (const auto& [what, count] : r.summary.denied) ADD_FAILURE() << "failed closed: " << what << " x" << count;
+
+    // The same probe under the default policy: the logical clock.
+    MiniSandboxResult d = run(options({probe("det_time"), "all"}));
+    ASSERT_EQ(d.status, 0) << d.err;
+    EXPECT_EQ(field(d.out, "realtime"), 1700000000) << d.out;
 }
 
 }  // namespace

@@ -7,10 +7,14 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 
+#include <array>
+#include <cerrno>
 #include <cstring>
 #include <set>
+#include <tuple>
 
 #include "sandbox/determinism/determinism.hpp"
+#include "sandbox/determinism/engine.hpp"
 #include "sandbox/determinism/prng.hpp"
 #include "sandbox/determinism/served.hpp"
 #include "sandbox/determinism/vdso.hpp"
@@ -252,6 +256,71 @@ TEST(DetPolicy, VirtualizesWhatTheEngineEmulatesAndNothingElse) {
     EXPECT_EQ(kind(SYS_rseq), K::Errno);
     EXPECT_EQ(kind(SYS_ptrace), K::Errno);
     EXPECT_EQ(pp.decide(policy::Arch::I386, 13 /*time*/, std::array<uint64_t, 6>{}.data()).action.kind, K::Errno);
+}
+
+// What the supervisor does with each verdict of the policy (engine.cpp's
+// on_notification() acts on answer_for(decide(...))), on the build profile
+// with a user's `log getpid` and `log clock_gettime`-style overrides.
+TEST(DetPolicy, EveryVerdictHasItsAnswer) {
+    policy::Policy p = with_determinism(policy::baseline_policy());
+    p.rules.push_back({"connect", {}, policy::Action::log(), "build: log"});
+    p.rules.push_back({"getpid", {}, policy::Action::log(), "user: log"});
+    p.rules.push_back({"uname", {}, policy::Action::log(), "user: log a virtualized call"});
+    p.rules.push_back({"sync", {}, policy::Action::kill(), "user: kill"});
+    p.rules.push_back({"sendto", {}, policy::Action::error(ENETUNREACH), "user: deny"});
+    policy::PreparedPolicy pp(p);
+    auto answer = [&](int nr, std::array<uint64_t, 6> a = {}, policy::Arch arch = policy::Arch::X86_64) {
+        return answer_for(pp.decide(arch, nr, a.data()).action, arch, policy::syscall_name(nr, arch));
+    };
+    using A = PolicyAnswer;
+    // Virtualized: the engine's handlers (x86-64 only).
+    EXPECT_EQ(answer(SYS_clock_gettime, {1, 0x7ffd00001000}).kind, A::Emulate);
+    EXPECT_EQ(answer(SYS_getdents64).kind, A::Emulate);
+    // Logged: CONTINUE and a "logged" record; network for socket calls.
+    A a = answer(SYS_getpid);
+    EXPECT_EQ(a.kind, A::Log);
+    EXPECT_STREQ(a.cls, "policy");
+    a = answer(SYS_connect);
+    EXPECT_EQ(a.kind, A::Log);
+    EXPECT_STREQ(a.cls, "network");
+    a = answer(SYS_uname);  // logged instead of virtualized: runs for real
+    EXPECT_EQ(a.kind, A::Log);
+    // Denied by a rule: that rule's errno, recorded as "denied".
+    for (auto [nr, args, e, cls] : std::vector<std::tuple<int, std::array<uint64_t, 6>, int, const char*>>{
+             {SYS_mount, {}, EPERM, "policy"},
+             {SYS_ptrace, {16, 1}, EPERM, "policy"},
+             {SYS_keyctl, {}, EPERM, "policy"},
+             {SYS_unshare, {0x10000000}, EPERM, "policy"},
+             {SYS_clone, {0x10000000 | 17}, EPERM, "policy"},
+             {SYS_clone3, {}, ENOSYS, "policy"},
+             {SYS_rseq, {}, ENOSYS, "policy"},
+             {SYS_socket, {17 /*AF_PACKET*/, 3, 0}, EAFNOSUPPORT, "network"},
+             {SYS_sendto, {}, ENETUNREACH, "network"},
+             {SYS_ioctl, {1, 0x5412}, EPERM, "policy"},
+         }) {
+        a = answer(nr, args);
+        EXPECT_EQ(a.kind, A::Deny) << policy::syscall_name(nr);
+        EXPECT_EQ(a.error, e) << policy::syscall_name(nr);
+        EXPECT_FALSE(a.failed_closed) << policy::syscall_name(nr);
+        EXPECT_STREQ(a.cls, cls) << policy::syscall_name(nr);
+    }
+    // Allowed (a race, or odd stacking): CONTINUE without a record.
+    EXPECT_EQ(answer(SYS_read).kind, A::Continue);
+    // Kill rules are never routed; one arriving fails closed.
+    a = answer(SYS_sync);
+    EXPECT_EQ(a.kind, A::Deny);
+    EXPECT_EQ(a.error, ENOSYS);
+    EXPECT_TRUE(a.failed_closed);
+    // i386: denied by the determinism profile's i386 action; a virtualize
+    // verdict there could not be emulated (different numbers and layouts).
+    a = answer(13 /*time*/, {}, policy::Arch::I386);
+    EXPECT_EQ(a.kind, A::Deny);
+    EXPECT_EQ(a.error, ENOSYS);
+    EXPECT_FALSE(a.failed_closed);
+    a = answer_for(policy::Action::virtualize(), policy::Arch::I386, "time");
+    EXPECT_EQ(a.kind, A::Deny);
+    EXPECT_TRUE(a.failed_closed);
+    EXPECT_STREQ(answer_for(policy::Action::error(EPERM), policy::Arch::I386, "socketcall").cls, "network");
 }
 
 TEST(DetServed, TableIsConsistent) {
