@@ -40,6 +40,20 @@ std::string request_digest(const protocol::RunRequest& req) {
     return sha256_hex(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
+namespace {
+
+// Cancelled by the daemon's shutdown, not by its owner: say so (in the journal
+// and in the sealed evidence alike).
+void mark_if_interrupted(const Job& job, protocol::JobResult& result) {
+    if (auto why = job.interrupt_reason(); why && result.state == job_state::kCancelled) {
+        result.state = job_state::kInterrupted;
+        result.reason = *why;
+        result.client_exit_status = 125;
+    }
+}
+
+}  // namespace
+
 protocol::JobResult make_result(const std::string& job_id, const sandbox::JobOutcome& o) {
     protocol::JobResult r;
     r.job = job_id;
@@ -565,6 +579,7 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
     for (const auto& [k, v] : outcome.phase_ms) phases += fmt::format(" {}={:.2f}ms", k, v);
     spdlog::info("job {}: done: status {} {}{}", id, static_cast<int>(outcome.status), outcome.reason, phases);
     auto result = make_result(id, outcome);
+    mark_if_interrupted(*job, result);
     pump.join();
     t = Clock::now();
     result.audit_digest = seal_evidence(job, audit, outcome, result);
@@ -612,12 +627,7 @@ std::string JobManager::seal_evidence(const std::shared_ptr<Job>& job, AuditWrit
 }
 
 void JobManager::complete(const std::shared_ptr<Job>& job, protocol::JobResult result) {
-    // Cancelled by the daemon's shutdown, not by its owner: say so.
-    if (auto why = job->interrupt_reason(); why && result.state == job_state::kCancelled) {
-        result.state = job_state::kInterrupted;
-        result.reason = *why;
-        result.client_exit_status = 125;
-    }
+    mark_if_interrupted(*job, result);
     nlohmann::json j = result;
     std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     try {
