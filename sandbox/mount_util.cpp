@@ -37,10 +37,13 @@ void do_mount(const char* source, const char* target, const char* fstype, unsign
 }
 
 void mount_tmpfs(const std::string& target, uint64_t size_bytes, unsigned mode, unsigned long flags, unsigned uid,
-                 unsigned gid) {
-    char data[128];
-    snprintf(data, sizeof data, "size=%llu,mode=%o,uid=%u,gid=%u", static_cast<unsigned long long>(size_bytes), mode,
-             uid, gid);
+                 unsigned gid, uint64_t max_inodes) {
+    char data[160];
+    int n = snprintf(data, sizeof data, "size=%llu,mode=%o,uid=%u,gid=%u", static_cast<unsigned long long>(size_bytes),
+                     mode, uid, gid);
+    if (max_inodes != 0)
+        snprintf(data + n, sizeof data - static_cast<size_t>(n), ",nr_inodes=%llu",
+                 static_cast<unsigned long long>(max_inodes));
     do_mount("tmpfs", target.c_str(), "tmpfs", flags, data);
 }
 

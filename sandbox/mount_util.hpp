@@ -13,9 +13,10 @@ namespace hermetic::sandbox {
 
 void do_mount(const char* source, const char* target, const char* fstype, unsigned long flags, const char* data);
 
-// A tmpfs with a size quota and mode, owned by the given inner ids.
+// A tmpfs with a size quota and mode, owned by the given inner ids; with
+// max_inodes != 0 also an inode quota (nr_inodes: the root takes one).
 void mount_tmpfs(const std::string& target, uint64_t size_bytes, unsigned mode, unsigned long flags,
-                 unsigned uid = 0, unsigned gid = 0);
+                 unsigned uid = 0, unsigned gid = 0, uint64_t max_inodes = 0);
 
 // Binds `source` (recursively) onto `target` and makes the whole subtree
 // read-only, nosuid and nodev with mount_setattr(AT_RECURSIVE): a plain

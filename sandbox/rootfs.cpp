@@ -185,7 +185,12 @@ void assemble_root(const SandboxConfig& config) {
     make_dirs("build");
     mount_tmpfs("build", config.build_bytes, 0755, MS_NOSUID | MS_NODEV, kBuildUid, kBuildGid);
     make_dirs("out");
-    mount_tmpfs("out", config.out_bytes, 0755, MS_NOSUID | MS_NODEV, kBuildUid, kBuildGid);
+    // /out holds at most one entry more than the output limit collects (the
+    // root takes an inode too): a build that makes more gets ENOSPC there, and
+    // the collection still names the limit, instead of a million inodes in
+    // kernel memory and as many file events for the supervisor to record.
+    const uint64_t max_out = config.output_limits.max_entries;
+    mount_tmpfs("out", config.out_bytes, 0755, MS_NOSUID | MS_NODEV, kBuildUid, kBuildGid, max_out ? max_out + 2 : 0);
     make_dirs("tmp");
     mount_tmpfs("tmp", config.tmp_bytes, 01777, MS_NOSUID | MS_NODEV);
 
