@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "common/sys_error.hpp"
 #include "sandbox/devfs.hpp"
@@ -102,6 +104,52 @@ std::vector<ExtraBind> open_extra_binds(const std::vector<std::string>& paths) {
     return out;
 }
 
+// Our own executables, which a bind can make visible to builds (the host's
+// /usr holds an installation, an ro-bind may hold a build tree):
+// hermetic-runner, which this process still is (init is a fork of the runner,
+// never exec'd), and hermeticd, next to it (a build tree) or in sbin or bin
+// beside libexec/hermetic (an installation). Taken before the staging mount
+// can hide them, by path and inode.
+struct OwnBinary {
+    std::string path;
+    dev_t dev = 0;
+    ino_t ino = 0;
+};
+
+std::vector<OwnBinary> own_binaries() {
+    std::vector<OwnBinary> out;
+    char buf[4096];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0 || buf[0] != '/') return out;
+    std::string runner(buf, static_cast<size_t>(n));
+    std::string dir = runner.substr(0, runner.rfind('/'));
+    std::string prefix = dir.substr(0, dir.rfind('/'));
+    prefix = prefix.substr(0, prefix.rfind('/'));
+    for (const std::string& p : {runner, dir + "/hermeticd", prefix + "/sbin/hermeticd", prefix + "/bin/hermeticd"}) {
+        struct stat st{};
+        if (p.size() > 1 && ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode)) out.push_back({p, st.st_dev, st.st_ino});
+    }
+    return out;
+}
+
+// Each of them that the new root shows (the same inode at the same path) is
+// covered by an empty, unreadable file: no build reads, maps or (through a
+// kernel bug in the read-only bind) writes the daemon's or the runner's code.
+void hide_own_binaries(const std::vector<OwnBinary>& binaries) {
+    const std::string empty = std::string(kStage) + "/hidden";
+    for (const auto& b : binaries) {
+        std::string target = b.path.substr(b.path.find_first_not_of('/'));
+        struct stat st{};
+        if (::lstat(target.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != b.dev || st.st_ino != b.ino)
+            continue;
+        if (::access(empty.c_str(), F_OK) != 0) {
+            make_dirs(kStage, 0700);
+            write_new_file(empty, "", 0);
+        }
+        bind_readonly(empty, target);
+    }
+}
+
 void setup_etc(const SandboxConfig& config) {
     struct stat st{};
     if (::lstat("etc", &st) != 0 || !S_ISDIR(st.st_mode)) return;  // a root without /etc
@@ -162,6 +210,7 @@ void assemble_root(const SandboxConfig& config) {
     auto system = collect_system_entries(config);
     auto extra = open_extra_binds(config.ro_binds);
     auto devices = open_host_devices();
+    auto own = own_binaries();
 
     mount_tmpfs("/tmp", 16 << 20, 0755, MS_NOSUID | MS_NODEV);
     if (::chdir("/tmp") != 0) throw_errno("chdir to staging root");
@@ -181,6 +230,8 @@ void assemble_root(const SandboxConfig& config) {
         make_mountpoint(b.target, b.is_dir);
         bind_readonly_fd(b.fd.get(), b.target);
     }
+
+    hide_own_binaries(own);
 
     make_dirs("build");
     mount_tmpfs("build", config.build_bytes, 0755, MS_NOSUID | MS_NODEV, kBuildUid, kBuildGid);
