@@ -274,6 +274,9 @@ private:
             t = Clock::now();
             devsink_.emplace(fds_.deviations_w.get());
             sup_.emplace(determinism_config(), *devsink_);
+            // Its tables grow with what the build does (an entry per file it
+            // creates): charged to the job, inside the job's memory and pids limits.
+            cgroup_->attach(sup_->pid());
             fuse = sup_->open_served_files(init_pid_);
             SocketPair handoff = make_socketpair();
             handoff_ = std::move(handoff.a);
