@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "syscall-policy/expand.hpp"
+
 namespace hermetic::policy {
 
 namespace {
@@ -11,17 +13,6 @@ using nlohmann::json;
 constexpr const char* kFormat = "hermetic-policy/1";
 constexpr size_t kMaxRules = 100000;  // ParseOptions' default: no real policy comes near
 constexpr size_t kMaxConditions = 6;  // one per argument
-
-std::string action_string(const Action& a) {
-    switch (a.kind) {
-        case ActionKind::Allow: return "allow";
-        case ActionKind::Errno: return "errno " + std::to_string(a.errno_value);
-        case ActionKind::Kill: return "kill";
-        case ActionKind::Virtualize: return "virtualize";
-        case ActionKind::Log: return "log";
-    }
-    return "kill";
-}
 
 Action action_from(const json& j, const std::string& what) {
     if (!j.is_string()) throw PolicyError("policy JSON: " + what + " is not a string");
@@ -117,7 +108,7 @@ ArgCondition condition_from(const json& j, const std::string& what) {
 json policy_to_json(const Policy& policy) {
     json rules = json::array();
     for (const Rule& r : policy.rules) {
-        json jr = {{"target", r.target}, {"action", action_string(r.action)}, {"origin", r.origin}};
+        json jr = {{"target", r.target}, {"action", detail::action_text(r.action)}, {"origin", r.origin}};
         if (!r.conditions.empty()) {
             json conds = json::array();
             for (const ArgCondition& c : r.conditions) conds.push_back(condition_to_json(c));
@@ -127,11 +118,11 @@ json policy_to_json(const Policy& policy) {
     }
     json j = {{"format", kFormat},
               {"name", policy.name},
-              {"default", action_string(policy.default_action)},
+              {"default", detail::action_text(policy.default_action)},
               {"default_origin", policy.default_origin},
               {"rules", std::move(rules)}};
     if (policy.i386_action) {
-        j["i386"] = action_string(*policy.i386_action);
+        j["i386"] = detail::action_text(*policy.i386_action);
         j["i386_origin"] = policy.i386_origin;
     }
     return j;

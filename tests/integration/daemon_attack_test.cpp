@@ -58,13 +58,6 @@ struct Job {
     }
 };
 
-std::string job_id_of(const ProcessResult& r) {
-    std::smatch m;
-    std::string line = r.err.substr(0, r.err.find('\n'));
-    static const std::regex re("^job: ([a-z0-9-]{1,64})$");
-    return std::regex_match(line, m, re) ? m[1].str() : "";
-}
-
 std::vector<Check> parse_checks(const std::string& out) {
     std::vector<Check> v;
     std::istringstream in(out);

@@ -38,21 +38,6 @@ namespace {
 
 constexpr uint64_t kBound = 256 << 10;
 
-std::string job_id_of(const ProcessResult& r) {
-    std::smatch m;
-    std::string line = r.err.substr(0, r.err.find('\n'));
-    static const std::regex re("^job: ([a-z0-9-]{1,64})$");
-    return std::regex_match(line, m, re) ? m[1].str() : "";
-}
-
-std::vector<json> json_lines(const std::string& s) {
-    std::vector<json> v;
-    std::istringstream in(s);
-    for (std::string line; std::getline(in, line);)
-        if (!line.empty()) v.push_back(json::parse(line));
-    return v;
-}
-
 std::map<std::string, std::string> hash_tree(const std::string& dir, const std::string& rel = "") {
     std::map<std::string, std::string> out;
     DIR* d = ::opendir((dir + (rel.empty() ? "" : "/" + rel)).c_str());

@@ -44,22 +44,6 @@ protected:
 
 std::unique_ptr<TestDaemon> Isolation::daemon_;
 
-// Processes on the host running as a build user of the daemon's id range (the
-// odd ids: prepared sandboxes waiting for a job hold only their init, as the even one).
-std::vector<pid_t> build_processes(uid_t base, uint32_t count) {
-    std::vector<pid_t> out;
-    DIR* d = ::opendir("/proc");
-    while (dirent* e = ::readdir(d)) {
-        pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
-        if (pid <= 0) continue;
-        struct stat st{};
-        if (::stat(("/proc/" + std::string(e->d_name)).c_str(), &st) != 0) continue;
-        if (st.st_uid >= base && st.st_uid < base + count && (st.st_uid - base) % 2 == 1) out.push_back(pid);
-    }
-    ::closedir(d);
-    return out;
-}
-
 TEST_F(Isolation, HostnameIsHermetic) {
     auto r = sh("uname -n; cat /proc/sys/kernel/hostname");
     ASSERT_EQ(r.status, 0) << r.describe();

@@ -27,21 +27,6 @@ namespace policy = hermetic::policy;
 
 namespace {
 
-std::string job_id_of(const ProcessResult& r) {
-    std::smatch m;
-    std::string line = r.err.substr(0, r.err.find('\n'));
-    static const std::regex re("^job: ([a-z0-9-]{1,64})$");
-    return std::regex_match(line, m, re) ? m[1].str() : "";
-}
-
-std::vector<json> json_lines(const std::string& s) {
-    std::vector<json> v;
-    std::istringstream in(s);
-    for (std::string line; std::getline(in, line);)
-        if (!line.empty()) v.push_back(json::parse(line));
-    return v;
-}
-
 // "name errno" lines of the denied probe.
 std::map<std::string, std::string> results(const std::string& out) {
     std::map<std::string, std::string> got;

@@ -42,13 +42,6 @@ struct UserDir {
 
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
-std::string job_id_of(const ProcessResult& r) {
-    std::smatch m;
-    std::string line = first_line(r.err);
-    static const std::regex re("^job: ([a-z0-9-]{1,64})$");
-    return std::regex_match(line, m, re) ? m[1].str() : "";
-}
-
 std::string sha256sum(const std::string& path) {
     auto r = run_process({"sha256sum", path});
     return r.out.substr(0, r.out.find(' '));
@@ -67,22 +60,6 @@ std::string journal_state(const std::string& state_dir, const std::string& job) 
     }
     sqlite3_close(db);
     return state;
-}
-
-// Host processes running as a build user of the daemon's id range (the odd ids:
-// prepared sandboxes waiting for a job hold only their init, as the even one).
-std::vector<pid_t> build_processes(uid_t base, uint32_t count) {
-    std::vector<pid_t> out;
-    DIR* d = ::opendir("/proc");
-    while (dirent* e = ::readdir(d)) {
-        pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
-        if (pid <= 0) continue;
-        struct stat st{};
-        if (::stat(("/proc/" + std::string(e->d_name)).c_str(), &st) != 0) continue;
-        if (st.st_uid >= base && st.st_uid < base + count && (st.st_uid - base) % 2 == 1) out.push_back(pid);
-    }
-    ::closedir(d);
-    return out;
 }
 
 class RunCommand : public ::testing::Test {

@@ -8,7 +8,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <atomic>
+#include <cstdlib>
+#include <regex>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -154,6 +159,36 @@ ProcessResult TestDaemon::run(const std::string& src, const std::vector<std::str
     args.push_back("--");
     args.insert(args.end(), cmd.begin(), cmd.end());
     return ctl(args, opts);
+}
+
+std::string job_id_of(const ProcessResult& r) {
+    std::smatch m;
+    std::string line = r.err.substr(0, r.err.find('\n'));
+    static const std::regex re("^job: ([a-z0-9-]{1,64})$");
+    return std::regex_match(line, m, re) ? m[1].str() : "";
+}
+
+std::vector<nlohmann::json> json_lines(const std::string& s) {
+    std::vector<nlohmann::json> v;
+    std::istringstream in(s);
+    for (std::string line; std::getline(in, line);)
+        if (!line.empty()) v.push_back(nlohmann::json::parse(line));
+    return v;
+}
+
+std::vector<pid_t> build_processes(uid_t base, uint32_t count) {
+    std::vector<pid_t> out;
+    DIR* d = ::opendir("/proc");
+    if (!d) return out;
+    while (dirent* e = ::readdir(d)) {
+        pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
+        if (pid <= 0) continue;
+        struct stat st{};
+        if (::stat(("/proc/" + std::string(e->d_name)).c_str(), &st) != 0) continue;
+        if (st.st_uid >= base && st.st_uid < base + count && (st.st_uid - base) % 2 == 1) out.push_back(pid);
+    }
+    ::closedir(d);
+    return out;
 }
 
 }  // namespace hermetic::test

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "tests/support/process.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -64,5 +66,14 @@ std::string hermeticctl_path();
 std::string hermeticd_path();
 // A source directory holding copies of the named probes, owned by the test user.
 void stage_probes(const std::string& dir, const std::vector<std::string>& probes);
+
+// The job id from hermeticctl's first stderr line ("job: ID"), or "" if that
+// line is not one.
+std::string job_id_of(const ProcessResult& r);
+// One JSON value per non-empty line (hermeticctl audit --json).
+std::vector<nlohmann::json> json_lines(const std::string& s);
+// Host processes running as a build user of a daemon's id range (the odd ids:
+// prepared sandboxes waiting for a job hold only their init, as the even one).
+std::vector<pid_t> build_processes(uid_t base, uint32_t count);
 
 }  // namespace hermetic::test
