@@ -102,6 +102,12 @@ std::vector<std::string> contract_env(const MiniSandboxOptions& o) {
 
 void make_root(const MiniSandboxOptions& o, int fuse) {
     must(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), "make / private");
+    // Held before /tmp is covered: the directory may live under /tmp (a checkout there).
+    UniqueFd host_dir;
+    if (!o.host_dir_ro.empty()) {
+        host_dir.reset(::open(o.host_dir_ro.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!host_dir) throw_errno("open " + o.host_dir_ro);
+    }
     tmpfs("/tmp", "size=16m,mode=755");
     must(::chdir("/tmp"), "chdir new root");
     for (const char* name : {"usr", "etc", "bin", "sbin", "lib", "lib32", "lib64", "libx32"}) {
@@ -121,7 +127,7 @@ void make_root(const MiniSandboxOptions& o, int fuse) {
     }
     if (!o.host_dir_ro.empty()) {
         must(::mkdir("host", 0755), "mkdir host");
-        bind_ro(o.host_dir_ro, "host");
+        bind_ro("/proc/self/fd/" + std::to_string(host_dir.get()), "host");
     }
     must(::mkdir(".stage", 0700), "mkdir stage");
     for (const auto& [name, content] : generated_etc_files()) {

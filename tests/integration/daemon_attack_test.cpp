@@ -347,6 +347,10 @@ TEST_F(Attack, ExecutablesAreNotWritableAndTheDaemonIsInvisible) {
 // into every sandbox (as the host's /usr is, under an installation in
 // /usr/local): both are there, but behind empty files of mode 0.
 TEST(AttackDaemon, TheDaemonsBinariesAreHiddenEvenWhenBoundIn) {
+    // A build directory under /tmp (a checkout there) is covered by the
+    // sandbox's private /tmp whatever is bound: nothing to look at then.
+    if (std::string(HERMETIC_BUILD_DIR).starts_with("/tmp/"))
+        GTEST_SKIP() << "the build directory is under /tmp, which every sandbox replaces with its own";
     TestDaemonOptions o;
     o.config_lines = {std::string("ro-bind = ") + HERMETIC_BUILD_DIR};
     TestDaemon d(o);
