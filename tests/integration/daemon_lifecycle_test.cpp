@@ -114,7 +114,8 @@ std::optional<json> job_with_argv(const TestDaemon& d, const std::vector<std::st
     return std::nullopt;
 }
 
-std::string job_id_of(const ProcessResult& r) {
+// The "job: ID" line wherever it is on stderr (not only the first line).
+std::string job_id_in(const ProcessResult& r) {
     auto p = r.err.find("job: ");
     if (p == std::string::npos) return "";
     return r.err.substr(p + 5, r.err.find('\n', p) - p - 5);
@@ -466,11 +467,11 @@ TEST(DaemonLifecycle, TwentyConcurrentSubmissionsOfOneKeyRunTheBuildOnce) {
     std::vector<ProcessResult> results;
     for (auto& c : clients) results.push_back(get(c));
 
-    std::string id = job_id_of(results[0]);
+    std::string id = job_id_in(results[0]);
     ASSERT_FALSE(id.empty()) << results[0].describe();
     for (const auto& r : results) {
         EXPECT_EQ(r.status, 7) << r.describe();
-        EXPECT_EQ(job_id_of(r), id) << r.describe();
+        EXPECT_EQ(job_id_in(r), id) << r.describe();
         EXPECT_EQ(r.out, marker + "\n") << r.describe();
     }
     int with_key = 0;
@@ -501,7 +502,7 @@ TEST(DaemonLifecycle, FiftyConcurrentClientsOfThreeUsersAllComplete) {
         ProcessResult r = get(clients[static_cast<size_t>(i)]);
         EXPECT_EQ(r.status, 0) << "client " << i << ": " << r.describe();
         EXPECT_EQ(r.out, "client-" + std::to_string(i) + "\n") << r.describe();
-        ids.insert(job_id_of(r));
+        ids.insert(job_id_in(r));
     }
     EXPECT_EQ(ids.size(), 50u);
     for (int u = 0; u < 3; ++u) {
@@ -551,7 +552,7 @@ TEST(DaemonLifecycle, UsersCannotSeeWaitOnOrCancelAnotherUsersJobButRootCan) {
     Source src;
     auto done = d.run(src.path(), {"echo", "private output"}, {}, user_a());
     ASSERT_EQ(done.status, 0) << done.describe();
-    const std::string finished_id = job_id_of(done);
+    const std::string finished_id = job_id_in(done);
     auto sleep = unique_sleep();
     auto running = run_async(d, src.path(), sleep, {}, user_a());
     std::string id;
@@ -657,7 +658,7 @@ TEST(DaemonLifecycle, AutomaticCollectionKeepsTheNewestFinishedJobsAndEveryRunni
     for (int i = 0; i < 3; ++i) {
         auto r = d.run(src.path(), {"echo", std::to_string(i)}, {}, user_a());
         ASSERT_EQ(r.status, 0) << r.describe();
-        finished.push_back(job_id_of(r));
+        finished.push_back(job_id_in(r));
     }
     auto ids = [&] {
         std::set<std::string> s;
