@@ -93,14 +93,21 @@ Journal::Journal(const std::string& path) {
         throw JournalError("journal: open " + path + ": " + msg);
     }
     sqlite3_busy_timeout(db_, 5000);
-    // WAL + FULL: every commit fsyncs the WAL before returning.
-    exec("PRAGMA journal_mode=WAL");
-    exec("PRAGMA synchronous=FULL");
-    exec("PRAGMA foreign_keys=ON");
-    migrate();
+    try {
+        // WAL + FULL: every commit fsyncs the WAL before returning.
+        exec("PRAGMA journal_mode=WAL");
+        exec("PRAGMA synchronous=FULL");
+        exec("PRAGMA foreign_keys=ON");
+        migrate();
+    } catch (...) {
+        // A refused file (not a database, a newer schema): no destructor runs.
+        sqlite3_close_v2(db_);
+        db_ = nullptr;
+        throw;
+    }
 }
 
-Journal::~Journal() { sqlite3_close(db_); }
+Journal::~Journal() { sqlite3_close_v2(db_); }
 
 void Journal::exec(const char* sql) {
     char* err = nullptr;
