@@ -21,6 +21,15 @@ std::string hex(uint64_t v) {
     return buf;
 }
 
+
+std::string cond_text(const Cond& c) {
+    std::string s = "a" + std::to_string(c.index);
+    if (c.op == CompareOp::MaskedEq) return s + " & " + hex(c.mask) + " == " + hex(c.value);
+    return s + " " + op_text(c.op) + " " + hex(c.value);
+}
+
+}  // namespace
+
 const char* op_text(CompareOp op) {
     switch (op) {
         case CompareOp::Eq: return "==";
@@ -33,14 +42,6 @@ const char* op_text(CompareOp op) {
     }
     return "?";
 }
-
-std::string cond_text(const Cond& c) {
-    std::string s = "a" + std::to_string(c.index);
-    if (c.op == CompareOp::MaskedEq) return s + " & " + hex(c.mask) + " == " + hex(c.value);
-    return s + " " + op_text(c.op) + " " + hex(c.value);
-}
-
-}  // namespace
 
 std::string rule_text(const CondRule& r) {
     std::string s;

@@ -64,6 +64,7 @@ bool needs_supervisor(const Expanded& e);
 bool routes_denials(const Expanded& e, const CompileOptions& options);
 
 std::string action_text(const Action& a);
+const char* op_text(CompareOp op);                // "==", ..., "&==" (masked)
 std::string rule_text(const CondRule& r);  // "a0 == 0x1 && a2 & 0x3 == 0x1"
 std::string canonical_text(const Expanded& e, const CompileOptions& options);
 

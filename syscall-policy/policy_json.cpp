@@ -31,25 +31,12 @@ Action action_from(const json& j, const std::string& what) {
     throw PolicyError("policy JSON: " + what + ": unknown action \"" + s.substr(0, 40) + "\"");
 }
 
-const char* op_string(CompareOp op) {
-    switch (op) {
-        case CompareOp::Eq: return "==";
-        case CompareOp::Ne: return "!=";
-        case CompareOp::Lt: return "<";
-        case CompareOp::Le: return "<=";
-        case CompareOp::Gt: return ">";
-        case CompareOp::Ge: return ">=";
-        case CompareOp::MaskedEq: return "&==";
-    }
-    return "==";
-}
-
 CompareOp op_from(const json& j, const std::string& what) {
     if (j.is_string()) {
         const std::string& s = j.get_ref<const std::string&>();
         for (CompareOp op : {CompareOp::Eq, CompareOp::Ne, CompareOp::Lt, CompareOp::Le, CompareOp::Gt, CompareOp::Ge,
                              CompareOp::MaskedEq})
-            if (s == op_string(op)) return op;
+            if (s == detail::op_text(op)) return op;
     }
     throw PolicyError("policy JSON: " + what + ": unknown comparison " + j.dump().substr(0, 40));
 }
@@ -81,7 +68,7 @@ uint64_t u64_field(const json& obj, const char* key, const std::string& what, ui
 }
 
 json condition_to_json(const ArgCondition& c) {
-    json j = {{"arg", c.index}, {"op", op_string(c.op)}, {"value", c.value}};
+    json j = {{"arg", c.index}, {"op", detail::op_text(c.op)}, {"value", c.value}};
     if (c.mask != ~uint64_t{0}) j["mask"] = c.mask;
     if (c.width32) j["width32"] = true;
     return j;
