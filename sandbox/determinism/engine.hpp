@@ -111,6 +111,9 @@ struct FileKeyHash {
 struct FileTimes {
     int64_t mtime = 0, atime = 0, ctime = 0, btime = 0;
     bool created = false;
+    // mtime was set explicitly (utimensat, touch -d, cp -p) and nothing wrote
+    // since: the close of the writer's fd must not move it (the kernel doesn't).
+    bool explicit_mtime = false;
 };
 
 // A call's answer.

@@ -346,8 +346,15 @@ void Engine::drain_fanotify() {
     for (;;) {
         ssize_t len = ::read(fanotify_.get(), buf, sizeof buf);
         if (len <= 0) return;
-        auto* m = reinterpret_cast<fanotify_event_metadata*>(buf);
-        for (; FAN_EVENT_OK(m, len); m = FAN_EVENT_NEXT(m, len)) {
+        // Events are packed at 4-byte steps (their info records are), but the
+        // metadata holds a u64: read each header through an aligned copy.
+        for (size_t off = 0; off + FAN_EVENT_METADATA_LEN <= static_cast<size_t>(len);) {
+            fanotify_event_metadata md;
+            std::memcpy(&md, buf + off, sizeof md);
+            if (md.event_len < FAN_EVENT_METADATA_LEN || off + md.event_len > static_cast<size_t>(len)) break;
+            const char* event = buf + off;
+            off += md.event_len;
+            const fanotify_event_metadata* m = &md;
             if (m->vers != FANOTIFY_METADATA_VERSION) continue;
             if (m->mask & FAN_Q_OVERFLOW) {
                 note("fanotify queue overflow: some file times are not tracked");
@@ -360,8 +367,8 @@ void Engine::drain_fanotify() {
             std::string name;
             std::vector<uint8_t> dir_handle;
             uint64_t dir_dev = 0;
-            const char* info = reinterpret_cast<const char*>(m) + m->metadata_len;
-            const char* end = reinterpret_cast<const char*>(m) + m->event_len;
+            const char* info = event + m->metadata_len;
+            const char* end = event + m->event_len;
             while (info + sizeof(fanotify_event_info_header) <= end) {
                 auto* hdr = reinterpret_cast<const fanotify_event_info_header*>(info);
                 if (hdr->len == 0 || info + hdr->len > end) break;
@@ -430,8 +437,13 @@ void Engine::drain_fanotify() {
                 dt.mtime = std::max(dt.mtime, vt);
                 dt.ctime = std::max(dt.ctime, vt);
             }
-            if ((mask & (FAN_MODIFY | FAN_CLOSE_WRITE)) && obj) {
+            // A write moves mtime; a close after writing does too (mmap writes
+            // raise no FAN_MODIFY), unless the times were set explicitly after
+            // the last write (cp -p: write, futimens, close).
+            if ((mask & (FAN_MODIFY | FAN_CLOSE_WRITE)) && obj &&
+                ((mask & FAN_MODIFY) || !times_of(*obj) || !times_of(*obj)->explicit_mtime)) {
                 FileTimes& ft = touch_times(*obj);
+                ft.explicit_mtime = false;
                 ft.mtime = std::max(ft.mtime, vt);
                 ft.atime = std::max(ft.atime, vt);
                 ft.ctime = std::max(ft.ctime, vt);
@@ -737,7 +749,9 @@ Reply Engine::utime_call(Task& t, const seccomp_notif& n) {
         return r;
     }
     // Do it for real, as the build (the kernel checks ownership and access),
-    // then remember the virtual times.
+    // then remember the virtual times. The build's earlier writes are queued
+    // on fanotify: take them first, so they don't land on top of these times.
+    drain_fanotify();
     struct statx stx{};
     int err = 0;
     auto served = [&](int d, const char* rel, int fl) {
@@ -769,6 +783,7 @@ Reply Engine::utime_call(Task& t, const seccomp_notif& n) {
     };
     pick(ts[0], ft.atime);
     pick(ts[1], ft.mtime);
+    if (ts[1].tv_nsec != UTIME_OMIT) ft.explicit_mtime = true;
     ft.ctime = std::max(ft.ctime, t.vt);
     return value(0, "mtime " + std::to_string(ft.mtime / kNs));
 }

@@ -355,20 +355,32 @@ void Supervisor::start_from_handoff(int sock) {
 Summary Supervisor::stop() {
     if (stopped_) return summary_;
     stopped_ = true;
+    bool lost = false;
     try {
-        send_control(control_.get(), {{"stop", true}});
+        // A supervisor that failed has said why and left: the send fails
+        // (EPIPE) but its parting message is still queued; report that, not EPIPE.
+        try {
+            send_control(control_.get(), {{"stop", true}});
+        } catch (const SysError&) {
+        }
         auto m = expect_reply(control_.get(), "summary");
         summary_ = m.body["summary"].get<Summary>();
     } catch (const std::exception& e) {
         summary_.notes.push_back(std::string("supervisor: ") + e.what());
+        lost = true;
     }
     control_.reset();
     if (pid_ > 0) {
         ::kill(pid_, SIGKILL);
-        int status;
+        int status = 0;
         struct rusage ru{};
         while (::wait4(pid_, &status, __WALL, &ru) < 0 && errno == EINTR) {
         }
+        // How it ended, when it ended on its own (a sanitizer's report exits 1).
+        if (lost && WIFEXITED(status))
+            summary_.notes.push_back("supervisor: exited with status " + std::to_string(WEXITSTATUS(status)));
+        else if (lost && WIFSIGNALED(status) && WTERMSIG(status) != SIGKILL)
+            summary_.notes.push_back(std::string("supervisor: killed by ") + strsignal(WTERMSIG(status)));
         summary_.supervisor_cpu_ns = static_cast<uint64_t>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1'000'000'000ULL +
                                      static_cast<uint64_t>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ULL;
         pid_ = -1;

@@ -271,6 +271,8 @@ TEST(DetFiles, MetadataIsVirtualAndOrdered) {
         EXPECT_NE(section(path).find("mtime 1700000000.000000000"), std::string::npos) << section(path);
     // Explicit times are kept.
     EXPECT_NE(section("/build/made/a").find("mtime 1234567890.000000500"), std::string::npos) << section("/build/made/a");
+    // ... also when set on the open file after writing it, before its close (cp -p).
+    EXPECT_NE(section("/build/made/d").find("mtime 1234567890.000000700"), std::string::npos) << section("/build/made/d");
     // Build-created files carry logical times after the epoch.
     EXPECT_EQ(section("/build/made/b").find("mtime 1700000000.000000000"), std::string::npos) << section("/build/made/b");
     EXPECT_NE(section("/build/made/b").find("mtime 1700000000.0000"), std::string::npos) << section("/build/made/b");

@@ -143,7 +143,13 @@ int main(int argc, char **argv) {
         put("/tmp/t1", "tmp");
         struct timespec times[2] = {{1234567890, 0}, {1234567890, 500}};
         utimensat(AT_FDCWD, "/build/made/a", times, 0);
-        const char *files[] = {"/build/made", "/build/made/a", "/build/made/b", "/build/made/c", "/tmp/t1",
+        /* cp -p: write, set the times on the open fd, then close. */
+        int dfd = open("/build/made/d", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        write(dfd, "copied", 6);
+        struct timespec dtimes[2] = {{1234567890, 0}, {1234567890, 700}};
+        futimens(dfd, dtimes);
+        close(dfd);
+        const char *files[] = {"/build/made", "/build/made/a", "/build/made/b", "/build/made/c", "/build/made/d", "/tmp/t1",
                                "/build/src.txt", "/usr/bin/env", "/", "/dev/null", "/dev/urandom", "/proc/cpuinfo"};
         for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
             printf("== %s\n", files[i]);
