@@ -64,7 +64,8 @@ void setup_process(BuildExec& b) {
     std::vector<int> keep = {0, 1, 2, b.exec_error_fd};
     if (b.handoff_fd >= 0) keep.push_back(b.handoff_fd);
     close_fds_except(keep);
-    if (::chdir("/build") != 0) throw_errno("chdir /build");
+    const std::string cwd = b.workdir.empty() ? std::string("/build") : "/build/" + b.workdir;
+    if (::chdir(cwd.c_str()) != 0) throw_errno("chdir " + cwd);
     ::umask(022);
     set_rlimit(RLIMIT_CORE, 0, "RLIMIT_CORE");
     set_rlimit(RLIMIT_NOFILE, b.config->nofile_limit, "RLIMIT_NOFILE");

@@ -15,6 +15,7 @@ namespace hermetic::sandbox {
 struct BuildExec {
     const std::vector<std::string>* argv = nullptr;
     const std::vector<std::string>* env = nullptr;  // includes PATH used for the search
+    std::string workdir;  // below /build ("" = /build itself); PATH's relative entries start here
     int stdout_fd = -1;
     int stderr_fd = -1;
     // CLOEXEC pipe: on failure the errno (4 bytes) then a message are written here.

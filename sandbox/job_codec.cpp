@@ -135,6 +135,10 @@ void to_json(json& j, const RunSpec& v) {
     if (v.out_exclude) j["out_exclude"] = *v.out_exclude;
     if (v.timeout) j["timeout_ms"] = v.timeout->count();
     if (v.policy) j["policy"] = policy::policy_to_json(*v.policy);
+    if (v.in_place)
+        j["in_place"] = {{"owner_uid", v.in_place->owner_uid},
+                         {"owner_gid", v.in_place->owner_gid},
+                         {"workdir", v.in_place->workdir}};
 }
 
 void from_json(const json& j, RunSpec& v) {
@@ -156,6 +160,11 @@ void from_json(const json& j, RunSpec& v) {
     v.trace = j.value("trace", false);
     v.perturb = j.value("perturb", uint32_t{0});
     if (j.contains("policy")) v.policy = policy::policy_from_json(j["policy"]);
+    if (j.contains("in_place")) {
+        const json& p = j["in_place"];
+        v.in_place = InPlaceRoot{p.at("owner_uid").get<uid_t>(), p.at("owner_gid").get<gid_t>(),
+                                 p.at("workdir").get<std::string>()};
+    }
 }
 
 void to_json(json& j, const JobOutcome& o) {
@@ -173,7 +182,8 @@ void to_json(json& j, const JobOutcome& o) {
              {"unvirtualizable", o.unvirtualizable},
              {"supervisor_events", o.supervisor_events},
              {"supervisor_notes", o.supervisor_notes},
-             {"deviations_by_class", o.deviations_by_class}};
+             {"deviations_by_class", o.deviations_by_class},
+             {"rusage", o.rusage}};
 }
 
 void from_json(const json& j, JobOutcome& o) {
@@ -194,6 +204,7 @@ void from_json(const json& j, JobOutcome& o) {
     o.supervisor_events = j.value("supervisor_events", uint64_t{0});
     o.supervisor_notes = j.value("supervisor_notes", std::vector<std::string>{});
     o.deviations_by_class = j.value("deviations_by_class", std::map<std::string, uint64_t>{});
+    o.rusage = j.value("rusage", std::map<std::string, int64_t>{});
 }
 
 }  // namespace hermetic::sandbox

@@ -23,6 +23,7 @@
 #include "common/sys_error.hpp"
 #include "audit/identity.hpp"
 #include "sandbox/helper_process.hpp"
+#include "sandbox/in_place_root.hpp"
 #include "sandbox/process_util.hpp"
 #include "sandbox/sandbox_init.hpp"
 #include "sandbox/control_channel.hpp"
@@ -233,8 +234,11 @@ private:
         auto t = Clock::now();
         cgroup_->set_limits(spec_.limits);
         outputs_ = make_pipe();
-        bool has_source = !source_is_empty(fds_.src_dir.get());
-        if (!has_source) out_.source_digest = audit::tree_digest({});
+        // In place: the input root itself becomes /build; nothing is copied.
+        UniqueFd input_root;
+        if (spec_.in_place) input_root = clone_input_root(fds_.src_dir.get());
+        bool has_source = !spec_.in_place && !source_is_empty(fds_.src_dir.get());
+        if (!has_source && !spec_.in_place) out_.source_digest = audit::tree_digest({});
         FdPair source;
         if (has_source) {
             source = make_pipe();
@@ -255,7 +259,7 @@ private:
                                            });
             source.write.reset();
         }
-        fds_.src_dir.reset();
+        if (!spec_.in_place) fds_.src_dir.reset();  // in place: kept to reclaim the outputs
         nlohmann::json job = {{"argv", spec_.argv},
                               {"env", spec_.env},
                               {"cpus_visible", spec_.cpus_visible},
@@ -265,6 +269,10 @@ private:
                               {"perturb", spec_.perturb}};
         std::vector<int> pass = {fds_.stdout_w.get(), fds_.stderr_w.get(), outputs_.write.get()};
         if (has_source) pass.push_back(source.read.get());
+        if (input_root) {
+            job["in_place"] = {{"workdir", spec_.in_place->workdir}};
+            pass.push_back(input_root.get());
+        }
         // A policy that virtualizes (or logs) anything needs the supervisor: it
         // answers the filter's notifications. It serves /dev/urandom and /proc
         // files through a FUSE descriptor init mounts, and takes the build's
@@ -287,6 +295,7 @@ private:
             out_.phase_ms["supervisor"] = ms_since(t);
         }
         send_control(init_.get(), {{"job", job}}, pass);
+        input_root.reset();
         fuse.reset();
         handoff_b.reset();
         // Only the build holds the output pipes now: their EOF means it is gone.
@@ -378,6 +387,7 @@ private:
         } else if (m.contains("build")) {
             build_status_ = m["build"].value("status", 0);
             have_build_status_ = true;
+            out_.rusage = m["build"].value("rusage", std::map<std::string, int64_t>{});
             out_.phase_ms["build"] = ms_since(t_build_);
             disarm(timer_.get());
             if (m.contains("exec_error")) {
@@ -582,6 +592,12 @@ private:
                 init_pid_ = -1;
             }
             stop_supervisor();
+            if (spec_.in_place && fds_.src_dir) {
+                // Every build process is gone: what it created goes to the input root's owner.
+                reclaim_input_root(fds_.src_dir.get(), prep_.ids.build_host_id, spec_.in_place->owner_uid,
+                                   spec_.in_place->owner_gid);
+                fds_.src_dir.reset();
+            }
             if (cgroup_) {
                 out_.oom_killed = cgroup_->oom_killed();
                 out_.pids_limit_hit = cgroup_->pids_limit_hit();

@@ -61,6 +61,13 @@ struct PrepareSpec {
     CgroupLimits default_limits;  // until a job sets its own
 };
 
+// The input root a job works in directly instead of a copy (RunSpec::in_place).
+struct InPlaceRoot {
+    uid_t owner_uid = 0;   // the input root's owner: gets what the build created
+    gid_t owner_gid = 0;
+    std::string workdir;   // the build's working directory, relative to /build ("" = /build)
+};
+
 // One job, handed to a prepared sandbox. The descriptors travel beside it:
 // stdout and stderr pipe write ends, the caller's --src, and --out if any.
 struct RunSpec {
@@ -83,6 +90,10 @@ struct RunSpec {
     uint64_t seed = 0;             // --seed: keys every random byte the build sees
     bool trace = false;            // --trace: deviations also carry the real value
     uint32_t perturb = 0;          // --verify's second build: other host conditions (messages.hpp)
+    // In place (the Buildbarn runner): the source descriptor is the input root
+    // itself, mounted as /build (sandbox/in_place_root.hpp). Nothing is copied in;
+    // the outputs are what the build leaves there, handed to the root's owner.
+    std::optional<InPlaceRoot> in_place;
 };
 
 struct RunFds {
@@ -119,6 +130,10 @@ struct JobOutcome {
     uint64_t supervisor_events = 0;                // deviations the supervisor counted (audit cross-check)
     std::vector<std::string> supervisor_notes;     // calls failed closed, exec-time patch failures
     std::map<std::string, uint64_t> deviations_by_class;
+    // The build's rusage from wait4 (its own and its waited-for descendants'):
+    // utime_us, stime_us, maxrss_kb, minflt, majflt, nswap, inblock, oublock,
+    // msgsnd, msgrcv, nsignals, nvcsw, nivcsw. Empty when the build never ran.
+    std::map<std::string, int64_t> rusage;
 };
 
 }  // namespace hermetic::sandbox

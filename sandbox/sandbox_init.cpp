@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "sandbox/control_channel.hpp"
 #include "sandbox/determinism/determinism.hpp"
 #include "sandbox/helper_process.hpp"
+#include "sandbox/in_place_root.hpp"
 #include "sandbox/job_codec.hpp"
 #include "sandbox/perturb.hpp"
 #include "sandbox/process_util.hpp"
@@ -48,6 +50,10 @@ struct InitJob {
     uint32_t perturb = 0;  // run --verify's second build (perturb.hpp)
     policy::CompiledPolicy policy;
     UniqueFd stdout_w, stderr_w, outputs_w, source_r;
+    // In place: the detached input root to attach at /build, and the working
+    // directory below it.
+    UniqueFd input_root;
+    std::string workdir;
     // With a supervisor: its served files (/dev/fuse) and the build's hand-off socket.
     UniqueFd fuse, handoff;
 };
@@ -99,13 +105,16 @@ InitJob receive_job(int fd) {
     job.policy.filters = filters_from_json(j.at("filters"));
     bool has_source = j.at("has_source").get<bool>();
     bool supervised = j.value("supervised", false);
-    size_t want = 3 + (has_source ? 1 : 0) + (supervised ? 2 : 0);
+    bool in_place = j.contains("in_place");
+    if (in_place) job.workdir = j["in_place"].at("workdir").get<std::string>();
+    size_t want = 3 + (has_source ? 1 : 0) + (in_place ? 1 : 0) + (supervised ? 2 : 0);
     if (m.fds.size() != want) throw std::runtime_error("init: wrong number of descriptors for the job");
     size_t i = 0;
     job.stdout_w = std::move(m.fds[i++]);
     job.stderr_w = std::move(m.fds[i++]);
     job.outputs_w = std::move(m.fds[i++]);
     if (has_source) job.source_r = std::move(m.fds[i++]);
+    if (in_place) job.input_root = std::move(m.fds[i++]);
     if (supervised) {
         job.fuse = std::move(m.fds[i++]);
         job.handoff = std::move(m.fds[i++]);
@@ -196,6 +205,7 @@ void run_build(int control, const SandboxConfig& config, InitJob& job) {
         b.config = &config;
         b.policy = &job.policy;
         b.handoff_fd = job.handoff ? job.handoff.get() : -1;
+        b.workdir = job.workdir;
         exec_build(b);
     }
     exec_err.write.reset();
@@ -212,22 +222,31 @@ void run_build(int control, const SandboxConfig& config, InitJob& job) {
     std::string err = read_to_end(exec_err.read.get(), 4096);
     report(control, {{"phase", "exec"}, {"ms", ms_since(t)}});
     int status = 0;
+    struct rusage ru{};
     for (;;) {
         int st = 0;
-        pid_t p = ::waitpid(-1, &st, __WALL);
+        struct rusage r{};
+        pid_t p = ::wait4(-1, &st, __WALL, &r);
         if (p < 0) {
             if (errno == EINTR) continue;
             throw_errno("waitpid");
         }
         if (p == build) {
             status = st;
+            ru = r;
             break;
         }
     }
     ::kill(-1, SIGKILL);
     while (::waitpid(-1, nullptr, __WALL) > 0 || errno == EINTR) {
     }
-    json msg = {{"build", {{"status", status}}}};
+    auto us = [](const timeval& tv) { return static_cast<int64_t>(tv.tv_sec) * 1000000 + tv.tv_usec; };
+    json usage = {{"utime_us", us(ru.ru_utime)}, {"stime_us", us(ru.ru_stime)}, {"maxrss_kb", ru.ru_maxrss},
+                  {"minflt", ru.ru_minflt},      {"majflt", ru.ru_majflt},      {"nswap", ru.ru_nswap},
+                  {"inblock", ru.ru_inblock},    {"oublock", ru.ru_oublock},    {"msgsnd", ru.ru_msgsnd},
+                  {"msgrcv", ru.ru_msgrcv},      {"nsignals", ru.ru_nsignals},  {"nvcsw", ru.ru_nvcsw},
+                  {"nivcsw", ru.ru_nivcsw}};
+    json msg = {{"build", {{"status", status}, {"rusage", usage}}}};
     if (err.size() >= sizeof(int)) {
         int e;
         std::memcpy(&e, err.data(), sizeof e);
@@ -263,6 +282,11 @@ void run(const InitContext& ctx) {
         determinism::mount_served_files(job.fuse.get(), "/", "tmp");
         job.fuse.reset();
         report(ctx.control_fd, {{"phase", "served-files"}, {"ms", ms_since(t)}});
+    }
+    if (job.input_root) {
+        attach_input_root(job.input_root.get(), "/build");
+        job.input_root.reset();
+        report(ctx.control_fd, {{"phase", "input-root"}, {"ms", ms_since(t)}});
     }
     if (job.source_r) {
         std::string digest = receive_source(ctx.control_fd, *ctx.config, job);
