@@ -51,6 +51,7 @@ struct RawOptions {
     double cpu_limit = 0;
     int64_t default_epoch = 0;
     std::string cgroup_root, cgroup_parent;
+    std::string runner_socket, runner_build_dir;
 };
 
 // The single definition of every option that may appear on the command line and
@@ -101,7 +102,9 @@ po::options_description shared_options(RawOptions& r, const DaemonConfig& d) {
         ("audit-max-bytes", po::value(&r.audit_max_bytes)->default_value(size(d.audit_max_bytes)), "audit log bound per job (past it, repeated events are aggregated into exact counters)")
         ("shutdown-grace", po::value(&r.shutdown_grace)->default_value(d.shutdown_grace_sec), "seconds running jobs get to finish on SIGTERM")
         ("cgroup-root", po::value(&r.cgroup_root)->default_value(d.sandbox.cgroup.root), "where cgroup hierarchies are mounted")
-        ("cgroup-parent", po::value(&r.cgroup_parent)->default_value(d.sandbox.cgroup.parent), "this daemon's parent cgroup for jobs");
+        ("cgroup-parent", po::value(&r.cgroup_parent)->default_value(d.sandbox.cgroup.parent), "this daemon's parent cgroup for jobs")
+        ("runner-socket", po::value(&r.runner_socket), "serve the Buildbarn runner gRPC service on this Unix socket (docs/buildbarn.md)")
+        ("runner-build-dir", po::value(&r.runner_build_dir)->default_value(d.runner_build_dir), "the build directory shared with bb_worker: every runner path is relative to it");
     return o;
 }
 
@@ -123,6 +126,8 @@ void apply(const RawOptions& r, DaemonConfig& c, const po::variables_map& vm) {
     c.max_jobs_per_user = r.max_per_user;
     c.max_connections = r.max_connections;
     c.request_timeout = std::chrono::milliseconds(r.request_timeout_ms);
+    if (vm.count("runner-socket")) c.runner_socket = r.runner_socket;
+    c.runner_build_dir = r.runner_build_dir;
     if (vm.count("root-dir")) c.sandbox.root_dir = r.root_dir;
     if (vm.count("ro-bind")) c.sandbox.ro_binds = r.ro_binds;
     if (vm.count("etc-mask")) c.sandbox.etc_masks = r.etc_masks;
@@ -185,6 +190,9 @@ void validate(const DaemonConfig& c) {
     need(static_cast<uint64_t>(c.max_jobs) + c.sandbox_pool <= c.id_count / 2,
          "max-jobs + sandbox-pool: each needs two ids, and id-count has only " + std::to_string(c.id_count / 2) + " pairs");
     if (c.sandbox.root_dir) need(is_absolute_clean(*c.sandbox.root_dir), "root-dir: must be an absolute path");
+    if (c.runner_socket) need(is_absolute_clean(*c.runner_socket), "runner-socket: must be an absolute path");
+    need(is_absolute_clean(c.runner_build_dir) && c.runner_build_dir != "/",
+         "runner-build-dir: must be an absolute path other than /");
     for (const auto& b : c.sandbox.ro_binds)
         need(is_absolute_clean(b) && b != "/", "ro-bind: must be an absolute path other than /: " + b);
     for (const auto& m : c.sandbox.etc_masks)
@@ -334,6 +342,8 @@ std::map<std::string, std::string> option_values(const DaemonConfig& c) {
         {"shutdown-grace", u(c.shutdown_grace_sec)},
         {"cgroup-root", sb.cgroup.root},
         {"cgroup-parent", sb.cgroup.parent},
+        {"runner-socket", c.runner_socket.value_or("")},
+        {"runner-build-dir", c.runner_build_dir},
     };
 }
 

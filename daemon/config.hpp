@@ -55,6 +55,10 @@ struct DaemonConfig {
     uint32_t shutdown_grace_sec = 30;
     uint64_t audit_max_bytes = 16ull << 20;  // per job; past it, repeated events are counted
 
+    // The Buildbarn runner (runner/, docs/buildbarn.md): off without a socket.
+    std::optional<std::string> runner_socket;
+    std::string runner_build_dir = "/worker/build";
+
     sandbox::SandboxConfig sandbox;
 };
 

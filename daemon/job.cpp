@@ -34,6 +34,11 @@ std::optional<protocol::JobResult> Job::result() const {
     return result_;
 }
 
+std::map<std::string, int64_t> Job::resource_usage() const {
+    std::lock_guard lock(mu_);
+    return rusage_;
+}
+
 uint64_t Job::wait_progress(uint64_t seen, std::chrono::milliseconds timeout, bool& finished) const {
     std::unique_lock lock(mu_);
     progress_cv_.wait_for(lock, timeout, [&] { return finished_ || progress_ != seen; });

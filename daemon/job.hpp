@@ -33,6 +33,10 @@ struct JobPlan {
     UniqueFd src_dir;
     UniqueFd out_dir;
     std::shared_ptr<const policy::ResolvedPolicy> policy;  // kept for the job's whole life
+    // In place (the Buildbarn runner): src_dir is the input root the build works
+    // in; its output also goes to these files (besides the job's output log).
+    std::optional<sandbox::InPlaceRoot> in_place;
+    UniqueFd stdout_file, stderr_file;
 };
 
 class Job {
@@ -53,6 +57,8 @@ public:
 
     [[nodiscard]] std::string state() const;
     [[nodiscard]] std::optional<protocol::JobResult> result() const;
+    // The build's rusage (JobOutcome::rusage), once the job is finished.
+    [[nodiscard]] std::map<std::string, int64_t> resource_usage() const;
 
     // For late followers (logs --follow, wait, an idempotent replay), who tail the
     // stored log: waits until the log grew past `seen` or the job finished, at most
@@ -75,6 +81,7 @@ private:
     pid_t runner_pid_ = -1;
     std::optional<std::string> interrupt_reason_;
     std::optional<protocol::JobResult> result_;
+    std::map<std::string, int64_t> rusage_;
     mutable std::condition_variable progress_cv_;
     uint64_t progress_ = 0;
     bool finished_ = false;

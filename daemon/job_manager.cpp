@@ -238,6 +238,50 @@ Submitted JobManager::submit(const protocol::RunRequest& req, const Peer& peer, 
             return s;
         }
     }
+    return enqueue(std::move(p), peer, digest);
+}
+
+Submitted JobManager::submit_in_place(InPlaceRequest in, const Peer& peer) {
+    JobPlan p;
+    try {
+        if (in.argv.empty() || in.argv[0].empty()) throw SubmitError(kBadRequest, "no command given");
+        auto has_nul = [](const std::string& x) { return x.find('\0') != std::string::npos; };
+        for (const auto& a : in.argv)
+            if (has_nul(a)) throw SubmitError(kBadRequest, "an argument contains a NUL byte");
+        for (const auto& [k, v] : in.env)
+            if (k.empty() || k.find('=') != std::string::npos || has_nul(k) || has_nul(v))
+                throw SubmitError(kBadRequest, "bad environment variable name '" + k + "'");
+        struct stat st{};
+        if (!in.input_root || ::fstat(in.input_root.get(), &st) != 0 || !S_ISDIR(st.st_mode))
+            throw SubmitError(kBadRequest, "the input root is not a directory");
+        p.request.argv = in.argv;
+        p.request.env = in.env;
+        p.policy = policies_.floor();
+        p.epoch = config_.default_epoch;
+        for (const auto& [k, v] : in.env) p.env.push_back(k + "=" + v);
+        p.cpus_visible = config_.sandbox.default_cpus_visible;
+        p.limits.memory_bytes = config_.default_memory;
+        p.limits.pids_max = config_.pids_max;
+        p.limits.cpus = config_.cpu_limit;
+        p.timeout = std::chrono::milliseconds(config_.default_timeout_sec * 1000);
+        p.src_dir = std::move(in.input_root);
+        p.in_place = sandbox::InPlaceRoot{st.st_uid, st.st_gid, in.workdir};
+        p.stdout_file = std::move(in.stdout_file);
+        p.stderr_file = std::move(in.stderr_file);
+    } catch (const SubmitError& e) {
+        count_refusal(e.code());
+        throw;
+    } catch (const policy::PolicyError& e) {
+        count_refusal(kInternal);
+        throw SubmitError(kInternal, std::string("policy: ") + e.what());
+    }
+    nlohmann::json wd = {{"in_place", {{"workdir", in.workdir}}}};
+    const std::string digest = sha256_hex(request_digest(p.request) + wd.dump() + p.policy->digest());
+    return enqueue(std::move(p), peer, digest);
+}
+
+Submitted JobManager::enqueue(JobPlan p, const Peer& peer, const std::string& digest) {
+    const protocol::RunRequest req = p.request;
     std::string id = new_job_id();
     {
         std::lock_guard lock(mu_);
@@ -487,6 +531,7 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
     spec.seed = job->plan_.request.seed.value_or(0);
     spec.trace = job->plan_.request.trace;
     spec.perturb = job->plan_.request.perturb;
+    spec.in_place = job->plan_.in_place;
     FdPair deviations = make_pipe();
     sandbox::RunFds fds{std::move(out_pipe.write), std::move(err_pipe.write), std::move(deviations.write),
                         std::move(job->plan_.src_dir), std::move(job->plan_.out_dir)};
@@ -542,6 +587,14 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
             auto kind = i == 0 ? protocol::FrameKind::Stdout : protocol::FrameKind::Stderr;
             std::string_view chunk(buf.data(), static_cast<size_t>(n));
             log.append(kind, chunk);
+            if (UniqueFd& file = i == 0 ? job->plan_.stdout_file : job->plan_.stderr_file) {
+                try {
+                    write_all(file.get(), chunk);
+                } catch (const std::exception& e) {
+                    spdlog::warn("job {}: writing its {} file: {}", id, i == 0 ? "stdout" : "stderr", e.what());
+                    file.reset();  // the job's output log still has everything
+                }
+            }
             job->note_progress();
             streamed += chunk.size();
             if (streamed > config_.max_output_bytes) {
@@ -578,6 +631,12 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
     std::string phases;
     for (const auto& [k, v] : outcome.phase_ms) phases += fmt::format(" {}={:.2f}ms", k, v);
     spdlog::info("job {}: done: status {} {}{}", id, static_cast<int>(outcome.status), outcome.reason, phases);
+    {
+        std::lock_guard lock(job->mu_);
+        job->rusage_ = outcome.rusage;
+    }
+    job->plan_.stdout_file.reset();
+    job->plan_.stderr_file.reset();
     auto result = make_result(id, outcome);
     mark_if_interrupted(*job, result);
     pump.join();

@@ -42,6 +42,17 @@ struct Submitted {
     bool existing = false;                       // --key matched an earlier submission
 };
 
+// A job that works in place in an input root (the Buildbarn runner,
+// runner/): the action's own argv, environment and working directory, with
+// descriptors its caller opened beneath its build directory.
+struct InPlaceRequest {
+    std::vector<std::string> argv;
+    std::vector<std::pair<std::string, std::string>> env;  // exactly the build's environment
+    std::string workdir;        // below the input root ("" = the root), already checked to be a directory there
+    UniqueFd input_root;        // the directory mounted as /build
+    UniqueFd stdout_file, stderr_file;  // the build's output goes here too
+};
+
 // A job as a client may see it: its journal record, and the live job while it runs.
 struct JobView {
     JobRecord record;
@@ -72,6 +83,9 @@ public:
     // Validates and plans the request, journals the job (fsynced), subscribes the
     // caller and starts it. `fds`: [src] or [src, out]. Throws SubmitError.
     Submitted submit(const protocol::RunRequest& req, const Peer& peer, std::vector<UniqueFd> fds);
+    // The same for a job in place (the admin's floor policy, the default limits,
+    // epoch and seed): journaled, admitted, audited and signed like any other.
+    Submitted submit_in_place(InPlaceRequest req, const Peer& peer);
 
     // A job still queued or running, or nullptr.
     std::shared_ptr<Job> find(const std::string& id);
@@ -121,6 +135,8 @@ public:
 
 private:
     JobPlan plan(const protocol::RunRequest& req, std::vector<UniqueFd>& fds);
+    // Admission, the journal record, the job's thread: the part every submission shares.
+    Submitted enqueue(JobPlan p, const Peer& peer, const std::string& digest);
     // Signs the evidence; returns the audit digest (empty if it could not be written).
     std::string seal_evidence(const std::shared_ptr<Job>& job, AuditWriter& audit, const sandbox::JobOutcome& outcome,
                               const protocol::JobResult& result);
