@@ -29,6 +29,7 @@
 #include "daemon/sandbox_pool.hpp"
 #include "daemon/server.hpp"
 #include "daemon/state_dir.hpp"
+#include "runner/runner_server.hpp"
 #include "sandbox/netns_pool.hpp"
 #include "syscall-policy/policy.hpp"
 
@@ -174,6 +175,10 @@ int main(int argc, char** argv) {
         std::atomic<uint32_t> grace{config.shutdown_grace_sec};
         bool from_systemd = false;
         UniqueFd listener = open_listening_socket(config, group, &from_systemd);
+        // bb_worker's runner (docs/buildbarn.md): the same jobs, through gRPC.
+        std::unique_ptr<runner::RunnerServer> bb_runner;
+        if (config.runner_socket)
+            bb_runner = std::make_unique<runner::RunnerServer>(jobs, *config.runner_socket, config.runner_build_dir, group);
 
         UniqueFd stop(::eventfd(0, EFD_CLOEXEC));
         if (!stop) throw_errno("eventfd");
@@ -220,6 +225,7 @@ int main(int argc, char** argv) {
         server.stop_listening();
         if (!from_systemd) ::unlink(config.socket_path.c_str());
         jobs.shutdown(std::chrono::seconds(grace.load()));
+        if (bb_runner) bb_runner->shutdown(std::chrono::seconds(5));  // its calls ended with their jobs
         server.drain(std::chrono::seconds(5));
         finished = true;
         ::kill(::getpid(), SIGTERM);  // wakes the signal thread

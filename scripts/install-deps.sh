@@ -7,6 +7,7 @@ BUILD_DEPS=(
   build-essential cmake pkg-config
   libseccomp-dev libcap-dev libmnl-dev libboost-program-options-dev libspdlog-dev
   nlohmann-json3-dev libssl-dev libsqlite3-dev libsystemd-dev
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   googletest libgtest-dev libgmock-dev
 )
 # For the test suites: clang/libFuzzer and sanitizer runtimes, 32-bit probes,
