@@ -466,6 +466,17 @@ TEST_F(Attack, RacingThePathTheSupervisorReadsNeverReachesTheDeniedTarget) {
     expect_held(u, {"race-utime"});
 }
 
+// A build process killed while the supervisor handles its call: the
+// notification is no longer valid when the answer is ready, and the answer
+// goes to nobody else (the survivor's calls get their own). Pid reuse can't
+// redirect the supervisor: it reads memory through the /proc/PID/mem it opened
+// when it saw the process start, and a dead tracee keeps its pid until the
+// supervisor itself reaps it (docs/threat-model.md).
+TEST_F(Attack, ABuildProcessKilledMidCallIsNeverConfusedWithAnother) {
+    Job j = attack({"race-exit", "1000", std::to_string(kEpoch)});
+    expect_held(j, {"race-exit"});
+}
+
 // connect is logged: the supervisor reads the address for the record, the
 // kernel connects with its own copy. A flipping sockaddr can make the record
 // differ from the call, but never reaches anything but the sandbox's loopback.

@@ -12,7 +12,7 @@
  *
  * Subcommands (see usage()): tty abi ns mount escape fds exe ptrace iouring
  * setuid kernel proc sockets seccomp fill files flood stopped race-stat
- * race-utime race-connect.
+ * race-utime race-connect race-exit.
  *
  * Everything here is dangerous if the boundary is broken: require_sandbox()
  * first, always. Arguments are harmless where it matters (CAD_OFF for reboot,
@@ -1459,6 +1459,38 @@ static void race_paths(const char *what, long iterations) {
     free(buf);
 }
 
+/* Processes killed while the supervisor handles their trapped call. The
+ * notification outlives its sender for a moment (and, on a long enough run, its
+ * pid could name another process): the supervisor must notice (the id is no
+ * longer valid, the task is gone) and answer nobody else with it. Each child
+ * stats in a loop; the parent kills it after a varying spin, then checks that
+ * its own trapped calls still get their own, correct answers. */
+static void race_exit(long iterations, long epoch) {
+    long wrong = 0, reaped = 0;
+    struct stat st;
+    for (long i = 0; i < iterations; i++) {
+        pid_t c = fork();
+        if (c < 0) {
+            FAIL("race-exit", "fork: %s", strerror(errno));
+            return;
+        }
+        if (c == 0) {
+            for (;;) stat("/build", &st);
+        }
+        for (volatile long k = 0; k < (i % 64) * 200; k++) {
+        }
+        kill(c, SIGKILL);
+        int ws = 0;
+        if (waitpid(c, &ws, 0) == c && WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL) reaped++;
+        memset(&st, 0, sizeof st);
+        if (stat("/build", &st) != 0 || st.st_mtim.tv_sec != epoch || !S_ISDIR(st.st_mode)) wrong++;
+    }
+    if (wrong || reaped != iterations)
+        FAIL("race-exit", "%ld wrong answers to the survivor, %ld of %ld children died of SIGKILL", wrong, reaped,
+             iterations);
+    else OK("race-exit", "%ld children killed mid-call; every answer to the survivor was its own", iterations);
+}
+
 /* connect() is logged: the supervisor records it, then the kernel performs the
  * call with its own copy of the address. A flipped sockaddr can change what is
  * recorded, never where the kernel connects: only our loopback exists. */
@@ -1518,7 +1550,7 @@ static void usage(void) {
     fprintf(stderr,
             "usage: attack tty|abi|ns|mount|fds|ptrace|iouring|setuid|kernel|proc|stopped|flood\n"
             "       attack escape SENTINEL HANDLE_HEX HANDLE_TYPE | exe [HOST_BINARY...] | sockets DAEMON_SOCKET\n"
-            "       attack seccomp EPOCH | fill DIR | files DIR COUNT | race-stat|race-utime|race-connect N\n");
+            "       attack seccomp EPOCH | fill DIR | files DIR COUNT | race-stat|race-utime|race-connect N | race-exit N EPOCH\n");
     exit(2);
 }
 
@@ -1547,6 +1579,7 @@ int main(int argc, char **argv) {
     else if (strcmp(c, "race-stat") == 0 && argc == 3) race_paths("stat", atol(argv[2]));
     else if (strcmp(c, "race-utime") == 0 && argc == 3) race_paths("utime", atol(argv[2]));
     else if (strcmp(c, "race-connect") == 0 && argc == 3) race_connect(atol(argv[2]));
+    else if (strcmp(c, "race-exit") == 0 && argc == 4) race_exit(atol(argv[2]), atol(argv[3]));
     else usage();
     return failures ? 1 : 0;
 }
