@@ -27,14 +27,19 @@ namespace hermetic::daemon {
 using nlohmann::json;
 
 std::string find_runner_binary() {
-    std::string candidates[2];
+    // Next to hermeticd (a build tree); PREFIX/libexec/hermetic beside PREFIX/sbin
+    // (an installation under any prefix: a package built from a /usr/local
+    // configuration still finds its own runner); the configured libexec path.
+    std::string candidates[3];
     char self[PATH_MAX];
     ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n > 0) {
-        std::string dir(self, static_cast<size_t>(n));
-        candidates[0] = dir.substr(0, dir.rfind('/')) + "/hermetic-runner";
+    if (n > 0 && self[0] == '/') {
+        std::string exe(self, static_cast<size_t>(n));
+        std::string dir = exe.substr(0, exe.rfind('/'));
+        candidates[0] = dir + "/hermetic-runner";
+        if (!dir.empty()) candidates[1] = dir.substr(0, dir.rfind('/')) + "/libexec/hermetic/hermetic-runner";
     }
-    candidates[1] = std::string(HERMETIC_LIBEXEC_DIR) + "/hermetic-runner";
+    candidates[2] = std::string(HERMETIC_LIBEXEC_DIR) + "/hermetic-runner";
     for (const auto& c : candidates) {
         struct stat st{};
         if (c.empty() || ::stat(c.c_str(), &st) != 0) continue;
@@ -43,7 +48,7 @@ std::string find_runner_binary() {
             throw std::runtime_error(c + " must be owned by root and writable by nobody else");
         return c;
     }
-    throw std::runtime_error("hermetic-runner not found (looked next to hermeticd and in " HERMETIC_LIBEXEC_DIR ")");
+    throw std::runtime_error("hermetic-runner not found (looked next to hermeticd, in ../libexec/hermetic beside it and in " HERMETIC_LIBEXEC_DIR ")");
 }
 
 RunnerProcess RunnerProcess::spawn(const std::string& runner_path, const sandbox::PrepareSpec& prep, UniqueFd netns) {

@@ -44,7 +44,8 @@ private:
     UniqueFd control_;
 };
 
-// The hermetic-runner binary: next to hermeticd, else the installed libexec path.
+// The hermetic-runner binary: next to hermeticd, else in libexec/hermetic beside
+// hermeticd's directory, else the configured libexec path.
 // Throws if it is missing or could be changed by anyone but root.
 std::string find_runner_binary();
 

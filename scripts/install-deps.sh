@@ -15,6 +15,9 @@ BUILD_DEPS=(
 TEST_DEPS=(
   clang libclang-rt-14-dev gcc-multilib
   bubblewrap iproute2 python3 perl zip unzip systemd
+  # The Debian package's test (scripts/package-test.sh): cpack's shlibdeps,
+  # lintian, and pandoc for the manual pages.
+  dpkg-dev lintian pandoc
 )
 
 want=("${BUILD_DEPS[@]}")

@@ -4,7 +4,7 @@
 # builds (warnings are errors), runs the unit and integration suites, then an
 # ASan+UBSan build of the unit tests and a slice of the integration tests.
 #
-# Budget (2 cores): deps ~2 min, plain build ~6 min, suites ~5 min, fuzzing
+# Budget (2 cores): deps ~2 min, plain build ~6 min, package ~1 min, suites ~5 min, fuzzing
 # ~6 min (clang build + 3 x 60 s), sanitizer build + run ~12 min.
 # HERMETIC_SKIP_SANITIZE=1 skips the sanitizer pass; FUZZ_SECONDS sets the fuzzing time.
 set -euo pipefail
@@ -24,6 +24,9 @@ done
 echo "== plain build =="
 cmake -S . -B build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERMETIC_WERROR=ON
 cmake --build build-ci -j"$jobs"
+
+echo "== Debian package: cpack, contents, lintian, the unpacked install =="
+scripts/package-test.sh build-ci
 
 echo "== unit and integration tests =="
 (cd build-ci && ctest --output-on-failure -j"$jobs" --timeout 600)
