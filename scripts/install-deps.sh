@@ -9,15 +9,16 @@ BUILD_DEPS=(
   nlohmann-json3-dev libssl-dev libsqlite3-dev libsystemd-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   googletest libgtest-dev libgmock-dev
+  file dpkg-dev  # cpack -G DEB: shlibdeps reads the binaries' dependencies
 )
 # For the test suites: clang/libFuzzer and sanitizer runtimes, 32-bit probes,
 # bubblewrap for the benchmark baseline, real tools the probes run.
 TEST_DEPS=(
   clang libclang-rt-14-dev gcc-multilib
   bubblewrap iproute2 python3 perl zip unzip systemd
-  # The Debian package's test (scripts/package-test.sh): cpack's shlibdeps,
-  # lintian, and pandoc for the manual pages.
-  dpkg-dev lintian pandoc
+  # The Debian package's test (scripts/package-test.sh): lintian, and pandoc
+  # for the manual pages.
+  lintian pandoc
 )
 
 want=("${BUILD_DEPS[@]}")
