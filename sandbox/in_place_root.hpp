@@ -15,12 +15,19 @@
 
 #include <sys/types.h>
 
+#include <string>
+
 #include "common/unique_fd.hpp"
 
 namespace hermetic::sandbox {
 
 // A detached, nosuid, nodev clone of the directory `dirfd`. Throws SysError.
 UniqueFd clone_input_root(int dirfd);
+
+// The input root's hermetic-tree/1 digest (audit/identity.hpp) as the build
+// gets it: the evidence's source digest. Symlinks are not followed; special
+// files are left out. Throws SysError.
+std::string input_root_digest(int dirfd);
 
 // Inside the sandbox: attaches the detached mount `tree` at `target`.
 void attach_input_root(int tree, const char* target);

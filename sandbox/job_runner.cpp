@@ -236,7 +236,12 @@ private:
         outputs_ = make_pipe();
         // In place: the input root itself becomes /build; nothing is copied.
         UniqueFd input_root;
-        if (spec_.in_place) input_root = clone_input_root(fds_.src_dir.get());
+        if (spec_.in_place) {
+            input_root = clone_input_root(fds_.src_dir.get());
+            auto td = Clock::now();
+            out_.source_digest = input_root_digest(fds_.src_dir.get());  // the evidence's source
+            out_.phase_ms["input-root-digest"] = ms_since(td);
+        }
         bool has_source = !spec_.in_place && !source_is_empty(fds_.src_dir.get());
         if (!has_source && !spec_.in_place) out_.source_digest = audit::tree_digest({});
         FdPair source;
@@ -329,6 +334,7 @@ private:
         c.epoch = spec_.epoch;
         c.cpus = spec_.cpus_visible;
         c.trace = spec_.trace;
+        c.record_deviations = spec_.record_events;
         if (c.trace) c.in_process_clock = false;  // every read then carries its real value
         return c;
     }
