@@ -138,6 +138,7 @@ AuditFinish AuditWriter::finish(const JobEvidence& job, const audit::PrivateKey&
         facts.signal = job.signal;
         facts.unvirtualizable = job.unvirtualizable;
         facts.supervisor_events = job.supervisor_events;
+        facts.counts_only = job.counts_only;
         facts.notes = job.notes;
         if (late_) facts.notes.push_back(std::to_string(late_) + " deviations arrived after the job's evidence was closed");
         audit::ChainOptions copt{opt_.job_id, opt_.max_bytes, opt_.trace};

@@ -57,6 +57,7 @@ struct JobEvidence {
     int64_t finished_ms = 0;
     std::vector<std::string> unvirtualizable;  // determinism::Summary::unvirtualizable
     std::optional<uint64_t> supervisor_events; // determinism::Summary: sum of by_syscall (cross-check)
+    bool counts_only = false;                  // config audit-events = counts (audit::SummaryFacts)
     std::vector<std::string> notes;            // e.g. determinism::Summary::notes, a pump's error()
     std::string builder_version = HERMETIC_VERSION;
 };

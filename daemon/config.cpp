@@ -47,7 +47,7 @@ struct RawOptions {
     uint32_t id_base = 0, id_count = 0, max_jobs = 0, max_queued = 0, max_per_user = 0, max_connections = 0,
              netns_pool = 0, sandbox_pool = 0, cpus_visible = 0, request_timeout_ms = 0, retain_days = 0, retain_jobs = 0,
              gc_interval = 0, shutdown_grace = 0;
-    std::string retain_bytes, audit_max_bytes;
+    std::string retain_bytes, audit_max_bytes, audit_events;
     double cpu_limit = 0;
     int64_t default_epoch = 0;
     std::string cgroup_root, cgroup_parent;
@@ -100,6 +100,7 @@ po::options_description shared_options(RawOptions& r, const DaemonConfig& d) {
         ("retain-bytes", po::value(&r.retain_bytes)->default_value(size(d.retain_bytes)), "logs and evidence kept at most (0: no size limit)")
         ("gc-interval", po::value(&r.gc_interval)->default_value(d.gc_interval_sec), "seconds between automatic collections (0: only hermeticctl gc)")
         ("audit-max-bytes", po::value(&r.audit_max_bytes)->default_value(size(d.audit_max_bytes)), "audit log bound per job (past it, repeated events are aggregated into exact counters)")
+        ("audit-events", po::value(&r.audit_events)->default_value(d.audit_every_event ? "all" : "counts"), "all: every deviation is an event in the job's audit chain; counts: only the signed summary's counts")
         ("shutdown-grace", po::value(&r.shutdown_grace)->default_value(d.shutdown_grace_sec), "seconds running jobs get to finish on SIGTERM")
         ("cgroup-root", po::value(&r.cgroup_root)->default_value(d.sandbox.cgroup.root), "where cgroup hierarchies are mounted")
         ("cgroup-parent", po::value(&r.cgroup_parent)->default_value(d.sandbox.cgroup.parent), "this daemon's parent cgroup for jobs")
@@ -154,6 +155,9 @@ void apply(const RawOptions& r, DaemonConfig& c, const po::variables_map& vm) {
     c.retain_bytes = parse_size("retain-bytes", r.retain_bytes);
     c.gc_interval_sec = r.gc_interval;
     c.audit_max_bytes = parse_size("audit-max-bytes", r.audit_max_bytes);
+    if (r.audit_events != "all" && r.audit_events != "counts")
+        throw ConfigError("audit-events: must be \"all\" or \"counts\", not \"" + r.audit_events + "\"");
+    c.audit_every_event = r.audit_events == "all";
     c.shutdown_grace_sec = r.shutdown_grace;
     c.sandbox.cgroup.root = r.cgroup_root;
     c.sandbox.cgroup.parent = r.cgroup_parent;
@@ -339,6 +343,7 @@ std::map<std::string, std::string> option_values(const DaemonConfig& c) {
         {"retain-bytes", u(c.retain_bytes)},
         {"gc-interval", u(c.gc_interval_sec)},
         {"audit-max-bytes", u(c.audit_max_bytes)},
+        {"audit-events", c.audit_every_event ? "all" : "counts"},
         {"shutdown-grace", u(c.shutdown_grace_sec)},
         {"cgroup-root", sb.cgroup.root},
         {"cgroup-parent", sb.cgroup.parent},

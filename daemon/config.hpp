@@ -54,6 +54,9 @@ struct DaemonConfig {
     uint32_t gc_interval_sec = 600;
     uint32_t shutdown_grace_sec = 30;
     uint64_t audit_max_bytes = 16ull << 20;  // per job; past it, repeated events are counted
+    // audit-events: "all" (every deviation an event in the chain) or "counts"
+    // (the signed summary's counts only: what bench/audit_overhead measures against).
+    bool audit_every_event = true;
 
     // The Buildbarn runner (runner/, docs/buildbarn.md): off without a socket.
     std::optional<std::string> runner_socket;

@@ -530,6 +530,7 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
     spec.policy = job->plan_.policy->policy;  // the supervisor decides with it
     spec.seed = job->plan_.request.seed.value_or(0);
     spec.trace = job->plan_.request.trace;
+    spec.record_events = config_.audit_every_event;
     spec.perturb = job->plan_.request.perturb;
     spec.in_place = job->plan_.in_place;
     FdPair deviations = make_pipe();
@@ -675,6 +676,17 @@ std::string JobManager::seal_evidence(const std::shared_ptr<Job>& job, AuditWrit
         if (outcome.supervised) {
             ev.unvirtualizable = outcome.unvirtualizable;
             ev.supervisor_events = outcome.supervisor_events;
+        }
+        if (outcome.supervised && !config_.audit_every_event) {
+            ev.counts_only = true;
+            std::string n = "audit-events = counts: the supervisor counted " + std::to_string(outcome.supervisor_events) +
+                            " deviations";
+            const char* sep = " (";
+            for (const auto& [cls, count] : outcome.deviations_by_class) {
+                n += sep + cls + " " + std::to_string(count);
+                sep = ", ";
+            }
+            ev.notes.push_back(n + (outcome.deviations_by_class.empty() ? "" : ")") + ", none recorded one by one");
         }
         ev.notes.insert(ev.notes.end(), outcome.supervisor_notes.begin(), outcome.supervisor_notes.end());
         AuditFinish f = audit.finish(ev, *evidence_.keys->current());

@@ -131,6 +131,7 @@ void to_json(json& j, const RunSpec& v) {
              {"policy_digest", v.policy_digest},
              {"seed", v.seed},
              {"trace", v.trace},
+             {"record_events", v.record_events},
              {"perturb", v.perturb}};
     if (v.out_exclude) j["out_exclude"] = *v.out_exclude;
     if (v.timeout) j["timeout_ms"] = v.timeout->count();
@@ -158,6 +159,7 @@ void from_json(const json& j, RunSpec& v) {
     v.policy_digest = j.value("policy_digest", "");
     v.seed = j.value("seed", uint64_t{0});
     v.trace = j.value("trace", false);
+    v.record_events = j.value("record_events", true);
     v.perturb = j.value("perturb", uint32_t{0});
     if (j.contains("policy")) v.policy = policy::policy_from_json(j["policy"]);
     if (j.contains("in_place")) {

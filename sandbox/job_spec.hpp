@@ -89,6 +89,7 @@ struct RunSpec {
     std::optional<policy::Policy> policy;
     uint64_t seed = 0;             // --seed: keys every random byte the build sees
     bool trace = false;            // --trace: deviations also carry the real value
+    bool record_events = true;     // false (config audit-events = counts): the supervisor only counts
     uint32_t perturb = 0;          // --verify's second build: other host conditions (messages.hpp)
     // In place (the Buildbarn runner): the source descriptor is the input root
     // itself, mounted as /build (sandbox/in_place_root.hpp). Nothing is copied in;

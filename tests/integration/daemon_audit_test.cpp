@@ -263,4 +263,26 @@ TEST_F(DaemonAudit, KeyRotationKeepsOldJobsVerifiable) {
     EXPECT_EQ(ctl({"audit", new_job, "--verify"}).status, 0);
 }
 
+// audit-events = counts (what bench/audit_overhead measures the event log
+// against): nothing in the chain, and the signed summary says so with the
+// supervisor's counts instead of calling the difference a loss; it verifies.
+TEST(DaemonAuditCounts, CountsOnlyRecordsNoEventsAndTheSignedSummarySaysSo) {
+    TestDaemon d({.config_lines = {"audit-events = counts"}});
+    TempDir src("hermetic-audit-counts");
+    stage_probes(src.path(), {"det_time", "det_random"});
+    auto r = d.run(src.path(), {"/bin/sh", "-c", "./det_time all; ./det_random"}, {}, as_test_user());
+    ASSERT_EQ(r.status, 0) << r.describe();
+    std::string id = job_id_of(r);
+    auto events = d.ctl({"audit", id, "--json"}, as_test_user());
+    ASSERT_EQ(events.status, 0) << events.describe();
+    for (const auto& rec : json_lines(events.out)) EXPECT_NE(rec["kind"], "event") << rec.dump();
+    auto human = d.ctl({"audit", id}, as_test_user());
+    ASSERT_EQ(human.status, 0) << human.describe();
+    EXPECT_NE(human.out.find("audit-events = counts: the supervisor counted"), std::string::npos) << human.out;
+    EXPECT_NE(human.out.find("time "), std::string::npos) << human.out;
+    EXPECT_NE(human.out.find("random "), std::string::npos) << human.out;
+    EXPECT_EQ(human.out.find("lost on the way"), std::string::npos) << human.out;
+    EXPECT_EQ(d.ctl({"audit", id, "--verify"}, as_test_user()).status, 0);
+}
+
 }  // namespace
