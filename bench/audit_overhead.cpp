@@ -20,22 +20,15 @@
 
 #include "tests/support/c_project.hpp"
 #include "tests/support/process.hpp"
+#include "bench/stats.hpp"
 #include "tests/support/test_daemon.hpp"
 
 using namespace hermetic::test;
+using hermetic::bench::median;
+using hermetic::bench::print_row;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[v.size() / 2];
-}
-
-void print_row(const char* name, std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    std::printf("%-40s min %9.1f  median %9.1f  max %9.1f ms\n", name, v.front(), median(v), v.back());
-}
 
 struct Run {
     double ms = 0;

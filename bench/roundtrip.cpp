@@ -21,24 +21,13 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/process.hpp"
+#include "bench/stats.hpp"
 #include "tests/support/test_daemon.hpp"
 
 using namespace hermetic::test;
+using hermetic::bench::median;
+using hermetic::bench::print_row;
 using Clock = std::chrono::steady_clock;
-
-namespace {
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[v.size() / 2];
-}
-
-void print_row(const char* name, std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    std::printf("%-34s min %8.2f  median %8.2f  max %8.2f ms\n", name, v.front(), median(v), v.back());
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
     int runs = 30;
@@ -86,8 +75,8 @@ int main(int argc, char** argv) {
         }
     }
     std::printf("runs: %d each, interleaved\n", runs);
-    print_row("A hermeticctl run -- true", ta);
-    print_row("B bwrap --unshare-all ... true", tb);
+    print_row("A hermeticctl run -- true", ta, 34);
+    print_row("B bwrap --unshare-all ... true", tb, 34);
     std::printf("%-34s median %.3f (target <= 1.0)\n\n", "ratio A/B (pairwise)", median(ratio));
     std::printf("where hermetic's time goes (median ms; 'prepare:' happens ahead of the job, off its path):\n");
     for (auto& [k, v] : phases) std::printf("  %-32s %8.2f\n", k.c_str(), median(v));

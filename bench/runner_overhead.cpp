@@ -20,22 +20,15 @@
 
 #include "runner.grpc.pb.h"
 #include "tests/support/process.hpp"
+#include "bench/stats.hpp"
 #include "tests/support/test_daemon.hpp"
 
 using namespace hermetic::test;
+using hermetic::bench::median;
+using hermetic::bench::print_row;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[v.size() / 2];
-}
-
-void print_row(const char* name, std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    std::printf("%-40s min %8.2f  median %8.2f  max %8.2f ms\n", name, v.front(), median(v), v.back());
-}
 
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
