@@ -4,7 +4,8 @@
 # built), then checks
 #   - the manual pages against the --help texts (scripts/check-man-help.sh), and
 #     the committed roff against pandoc's output of the markdown sources;
-#   - the control data: dependencies from shlibdeps, conffiles, maintainer scripts;
+#   - the control data: dependencies from shlibdeps, conffiles, maintainer scripts
+#     (postinst run against stand-ins for addgroup, systemd-tmpfiles, ...);
 #   - the contents (dpkg-deb -c): binaries, units, tmpfiles.d, man pages, config;
 #   - lintian: no error or warning beyond packaging/debian/lintian-overrides;
 #   - the installed layout, unpacked with dpkg -x into a throwaway root (never
@@ -78,9 +79,23 @@ for s in postinst prerm postrm; do
   [[ -x $tmp/control/$s ]] || { fail "no executable $s"; continue; }
   sh -n "$tmp/control/$s" || fail "$s: syntax error"
 done
-grep -q "addgroup --quiet --system hermetic" "$tmp/control/postinst" || fail "postinst does not create the hermetic group"
-grep -q "systemd-tmpfiles" "$tmp/control/postinst" || fail "postinst does not run systemd-tmpfiles"
 grep -q "daemon-reload" "$tmp/control/postinst" || fail "postinst does not reload systemd"
+# postinst configure, run against recording stand-ins for the commands it calls
+# (the host's group database and state directory stay untouched): on a fresh
+# install it creates the group and the directories; with the group there, it
+# leaves the group alone.
+mkdir "$tmp/shims"
+for c in addgroup systemd-tmpfiles systemctl deb-systemd-invoke; do
+  printf '#!/bin/sh\necho "%s $*" >>"%s/calls"\n' "$c" "$tmp" >"$tmp/shims/$c"
+done
+printf '#!/bin/sh\n[ -n "$HAVE_GROUP" ]\n' >"$tmp/shims/getent"
+chmod +x "$tmp"/shims/*
+PATH=$tmp/shims:/usr/bin:/bin "$tmp/control/postinst" configure || fail "postinst configure failed"
+grep -qx "addgroup --quiet --system hermetic" "$tmp/calls" || fail "postinst did not create the group"
+grep -qx "systemd-tmpfiles --create hermetic.conf" "$tmp/calls" || fail "postinst did not run systemd-tmpfiles"
+rm -f "$tmp/calls"
+HAVE_GROUP=1 PATH=$tmp/shims:/usr/bin:/bin "$tmp/control/postinst" configure 0.1.0 || fail "postinst configure (upgrade) failed"
+grep -q "^addgroup" "$tmp/calls" && fail "postinst created the group again"
 expected_conffiles=$(
   echo /etc/hermetic/hermeticd.conf
   for p in "$src"/policies/*.policy; do echo "/etc/hermetic/policies/$(basename "$p")"; done
