@@ -20,8 +20,8 @@ std::string usage() {
            "  run [OPTIONS] -- CMD [ARG...]  run CMD in a fresh hermetic sandbox (see: hermeticctl run --help)\n" +
            job_commands_usage() +
            "  audit JOB [--json] [--verify]  the job's deviation evidence (see: hermeticctl audit --help)\n"
-           "  attest JOB                     the job's signed SLSA provenance\n"
-           "  pubkey                         the daemon's signing keys\n"
+           "  attest JOB [--statement]       the job's signed SLSA provenance\n"
+           "  pubkey [--all]                 the daemon's signing keys\n"
            "  policy list|show NAME|check FILE  syscall policies\n"
            "  ping                           check that hermeticd answers\n\n"
            "Global options:\n"
@@ -65,6 +65,13 @@ int main(int argc, char** argv) {
                 return 0;
             }
             return run_command(parse_run_args(rest, socket));
+        }
+        if (is_job_command(cmd) || cmd == "ping") {
+            // These take no options of their own beyond the usage's: --help shows it.
+            if (!rest.empty() && (rest[0] == "--help" || rest[0] == "-h")) {
+                std::cout << usage();
+                return 0;
+            }
         }
         if (is_job_command(cmd)) return job_command(cmd, rest, socket);
         if (cmd == "policy") return policy_command(rest, socket);
