@@ -36,6 +36,20 @@ void attach_input_root(int tree, const char* target) {
 
 namespace {
 
+std::string file_sha256(int dirfd, const char* name, const std::string& path) {
+    UniqueFd f(::openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!f) throw_errno("input root: open '" + path + "'");
+    Sha256 h;
+    char buf[65536];
+    for (;;) {
+        ssize_t r = ::read(f.get(), buf, sizeof buf);
+        if (r < 0) throw_errno("input root: read '" + path + "'");
+        if (r == 0) break;
+        h.update(buf, static_cast<size_t>(r));
+    }
+    return h.hex_digest();
+}
+
 void digest_walk(int dirfd, const std::string& prefix, std::vector<audit::TreeEntry>& out, int depth) {
     if (depth > 4096) throw SysError("input root: nested too deep", ELOOP);
     UniqueFd dup(::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -62,45 +76,55 @@ void digest_walk(int dirfd, const std::string& prefix, std::vector<audit::TreeEn
             if (len < 0) throw_errno("input root: readlink '" + path + "'");
             out.push_back({path, "symlink", mode, sha256_hex(std::string_view(buf, static_cast<size_t>(len)))});
         } else if (S_ISREG(st.st_mode)) {
-            UniqueFd f(::openat(dirfd, n.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-            if (!f) throw_errno("input root: open '" + path + "'");
-            Sha256 h;
-            char buf[65536];
-            for (;;) {
-                ssize_t r = ::read(f.get(), buf, sizeof buf);
-                if (r < 0) throw_errno("input root: read '" + path + "'");
-                if (r == 0) break;
-                h.update(buf, static_cast<size_t>(r));
-            }
-            out.push_back({path, "file", mode, h.hex_digest()});
+            out.push_back({path, "file", mode, file_sha256(dirfd, n.c_str(), path)});
         }
     }
 }
 
-void reclaim_dir(int dir, uid_t build_uid, uid_t owner_uid, gid_t owner_gid, int depth) {
+void reclaim_dir(int dir, const std::string& prefix, uid_t build_uid, uid_t owner_uid, gid_t owner_gid, int depth,
+                 std::vector<protocol::OutputEntry>& out) {
     if (depth > 4096) throw SysError("reclaim the input root: too deep", ELOOP);
     UniqueFd dup(::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dup) throw_errno("reclaim the input root: open a directory");
     DIR* d = ::fdopendir(dup.release());
     if (!d) throw_errno("reclaim the input root: fdopendir");
-    std::vector<std::string> subdirs;
-    while (dirent* e = ::readdir(d)) {
-        if (!std::strcmp(e->d_name, ".") || !std::strcmp(e->d_name, "..")) continue;
-        struct stat st{};
-        if (::fstatat(dir, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-        if (st.st_uid == build_uid &&
-            ::fchownat(dir, e->d_name, owner_uid, owner_gid, AT_SYMLINK_NOFOLLOW) != 0) {
-            int err = errno;
-            ::closedir(d);
-            throw SysError(std::string("reclaim the input root: chown ") + e->d_name, err);
-        }
-        if (S_ISDIR(st.st_mode)) subdirs.emplace_back(e->d_name);
-    }
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(d))
+        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
     ::closedir(d);
-    for (const auto& s : subdirs) {
-        UniqueFd sub(::openat(dir, s.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-        if (!sub) continue;  // replaced meanwhile by something else: not ours to follow
-        reclaim_dir(sub.get(), build_uid, owner_uid, owner_gid, depth + 1);
+    std::sort(names.begin(), names.end());
+    for (const auto& n : names) {
+        const std::string path = prefix.empty() ? n : prefix + "/" + n;
+        struct stat st{};
+        if (::fstatat(dir, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+        if (st.st_uid == build_uid) {
+            if (::fchownat(dir, n.c_str(), owner_uid, owner_gid, AT_SYMLINK_NOFOLLOW) != 0)
+                throw_errno("reclaim the input root: chown '" + path + "'");
+            protocol::OutputEntry e;
+            e.path = path;
+            e.mode = st.st_mode & 0777;
+            if (S_ISDIR(st.st_mode)) {
+                e.type = "dir";
+            } else if (S_ISLNK(st.st_mode)) {
+                char buf[4096];
+                ssize_t len = ::readlinkat(dir, n.c_str(), buf, sizeof buf);
+                if (len < 0) throw_errno("reclaim the input root: readlink '" + path + "'");
+                e.type = "symlink";
+                e.target = std::string(buf, static_cast<size_t>(len));
+                e.sha256 = sha256_hex(*e.target);
+                e.size = e.target->size();
+            } else if (S_ISREG(st.st_mode)) {
+                e.type = "file";
+                e.size = static_cast<uint64_t>(st.st_size);
+                e.sha256 = file_sha256(dir, n.c_str(), path);
+            }
+            if (!e.type.empty()) out.push_back(std::move(e));  // fifos, sockets: chowned, not outputs
+        }
+        if (S_ISDIR(st.st_mode)) {
+            UniqueFd sub(::openat(dir, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+            if (!sub) continue;  // replaced meanwhile by something else: not ours to follow
+            reclaim_dir(sub.get(), path, build_uid, owner_uid, owner_gid, depth + 1, out);
+        }
     }
 }
 
@@ -112,8 +136,10 @@ std::string input_root_digest(int dirfd) {
     return audit::tree_digest(std::move(entries));
 }
 
-void reclaim_input_root(int dirfd, uid_t build_uid, uid_t owner_uid, gid_t owner_gid) {
-    reclaim_dir(dirfd, build_uid, owner_uid, owner_gid, 0);
+std::vector<protocol::OutputEntry> reclaim_input_root(int dirfd, uid_t build_uid, uid_t owner_uid, gid_t owner_gid) {
+    std::vector<protocol::OutputEntry> out;
+    reclaim_dir(dirfd, "", build_uid, owner_uid, owner_gid, 0, out);
+    return out;
 }
 
 }  // namespace hermetic::sandbox

@@ -16,8 +16,10 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 #include "common/unique_fd.hpp"
+#include "protocol/messages.hpp"
 
 namespace hermetic::sandbox {
 
@@ -35,7 +37,8 @@ void attach_input_root(int tree, const char* target);
 // After the sandbox is gone: every entry beneath `dirfd` owned by `build_uid`
 // (what the build created) is chowned to owner_uid:owner_gid; symlinks are
 // never followed, nor directories the build made unreadable left unvisited
-// (root reads them). Throws SysError.
-void reclaim_input_root(int dirfd, uid_t build_uid, uid_t owner_uid, gid_t owner_gid);
+// (root reads them). Returns those entries, hashed: the job's outputs (paths
+// relative to the input root). Throws SysError.
+std::vector<protocol::OutputEntry> reclaim_input_root(int dirfd, uid_t build_uid, uid_t owner_uid, gid_t owner_gid);
 
 }  // namespace hermetic::sandbox

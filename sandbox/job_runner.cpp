@@ -598,17 +598,18 @@ private:
                 init_pid_ = -1;
             }
             stop_supervisor();
-            if (spec_.in_place && fds_.src_dir) {
-                // Every build process is gone: what it created goes to the input root's owner.
-                reclaim_input_root(fds_.src_dir.get(), prep_.ids.build_host_id, spec_.in_place->owner_uid,
-                                   spec_.in_place->owner_gid);
-                fds_.src_dir.reset();
-            }
             if (cgroup_) {
                 out_.oom_killed = cgroup_->oom_killed();
                 out_.pids_limit_hit = cgroup_->pids_limit_hit();
             }
             if (!failed_) classify();
+            if (spec_.in_place && fds_.src_dir) {
+                // Every build process is gone: what it created goes to the input root's owner.
+                auto outputs = reclaim_input_root(fds_.src_dir.get(), prep_.ids.build_host_id,
+                                                  spec_.in_place->owner_uid, spec_.in_place->owner_gid);
+                out_.outputs.insert(out_.outputs.end(), outputs.begin(), outputs.end());
+                fds_.src_dir.reset();
+            }
             if (reader_.running()) {
                 HelperResult r = reader_.wait(Clock::now() + std::chrono::seconds(1));
                 if (r.ok)

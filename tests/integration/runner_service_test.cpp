@@ -111,6 +111,14 @@ std::string RunnerService::build_dir_, RunnerService::socket_;
 std::unique_ptr<TestDaemon> RunnerService::daemon_;
 std::shared_ptr<grpc::Channel> RunnerService::channel_;
 
+// A DSSE payload is base64.
+std::string a_decode(const std::string& b64) {
+    ProcessOptions o;
+    o.stdin_data = b64;
+    auto r = run_process({"base64", "-d"}, o);
+    return r.out;
+}
+
 std::string describe(const grpc::Status& s) { return std::to_string(s.error_code()) + ": " + s.error_message(); }
 
 TEST_F(RunnerService, CheckReadinessLooksBeneathTheBuildDirectory) {
@@ -168,6 +176,13 @@ TEST_F(RunnerService, RunsInPlaceWithOutputsStreamsExitCodeAndAudit) {
     EXPECT_EQ(summary.value("payloadType", ""), "application/vnd.hermetic.audit-summary+json");
     auto attestation = nlohmann::json::parse(read_file(logs + "hermetic-attestation.json"));
     EXPECT_EQ(attestation.value("payloadType", ""), "application/vnd.in-toto+json");
+    // What the action created is the attestation's subject, by path in the input root.
+    const std::string payload = nlohmann::json::parse(a_decode(attestation.value("payload", "")))
+                                    .at("subject")
+                                    .dump();
+    EXPECT_NE(payload.find("\"src/made.txt\""), std::string::npos) << payload;
+    EXPECT_NE(payload.find("\"src/sub/new\""), std::string::npos) << payload;
+    EXPECT_EQ(payload.find("input.txt"), std::string::npos) << payload;  // an input, not an output
     // The same evidence hermeticctl shows and verifies for the job.
     auto v = daemon_->ctl({"audit", job, "--verify"});
     EXPECT_EQ(v.status, 0) << v.describe();
