@@ -14,7 +14,10 @@
 #     tmpfiles.d entry makes the state directory, the shipped config and policies
 #     pass --check-config, and the unpacked hermeticd, started as it is, finds
 #     its runner in ../libexec/hermetic and runs a build for the unpacked
-#     hermeticctl.
+#     hermeticctl;
+#   - dpkg -i (postinst creating the group), a reinstall keeping an edited
+#     conffile, dpkg -r and dpkg -P, for real but inside an overlay of / in a
+#     private mount namespace, so the host is left as it was.
 # About 1 minute. Needs root (the smoke build), dpkg-dev, lintian, systemd, pandoc.
 #   usage: scripts/package-test.sh [BUILD_DIR]
 set -euo pipefail
@@ -193,6 +196,57 @@ if [[ $(id -u) == 0 ]]; then
   daemon_pid=
 else
   echo "package-test: not root: the smoke build with the unpacked daemon is skipped"
+fi
+
+# dpkg -i, remove and purge for real, but in an overlay of / in a private mount
+# namespace: dpkg, the maintainer scripts, the group and the files all change
+# the overlay's upper layer only, which is gone afterwards. The group is removed
+# first (in the overlay) so that postinst has to create it.
+if [[ $(id -u) == 0 ]] && command -v unshare >/dev/null; then
+  step "dpkg -i / -r / -P in an overlay of the host's root"
+  cp "$deb" "$tmp/hermetic.deb"
+  cat >"$tmp/overlay.sh" <<'OVERLAY'
+set -eu
+t=$1
+mkdir -p "$t/ovl" "$t/merged"
+mount -t tmpfs tmpfs "$t/ovl"
+mkdir "$t/ovl/upper" "$t/ovl/work"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$t/ovl/upper,workdir=$t/ovl/work" "$t/merged" || exit 3
+mount --bind /proc "$t/merged/proc"
+mount --bind /dev "$t/merged/dev"
+mount -t tmpfs tmpfs "$t/merged/run"
+mount -t tmpfs tmpfs "$t/merged/tmp"
+cp "$t/hermetic.deb" "$t/merged/tmp/"
+exec chroot "$t/merged" /bin/sh -c '
+set -e
+groupdel hermetic 2>/dev/null || true  # (fails only if it is some user's primary group)
+dpkg -i /tmp/hermetic.deb
+getent group hermetic >/dev/null || { echo "FAIL: no hermetic group after dpkg -i"; exit 1; }
+[ "$(stat -c "%a %U" /var/lib/hermetic)" = "700 root" ] || { echo "FAIL: /var/lib/hermetic"; exit 1; }
+systemd-analyze verify --man=no hermeticd.socket hermeticd.service
+man -w hermeticd hermeticctl 5 hermetic-policy >/dev/null
+hermeticd --check-config >/dev/null
+hermeticctl --version >/dev/null
+echo "max-jobs = 3" >>/etc/hermetic/hermeticd.conf
+dpkg -i /tmp/hermetic.deb
+grep -qx "max-jobs = 3" /etc/hermetic/hermeticd.conf || { echo "FAIL: reinstalling lost the edit of the conffile"; exit 1; }
+dpkg -r hermetic
+[ -f /etc/hermetic/hermeticd.conf ] && [ ! -e /usr/sbin/hermeticd ] || { echo "FAIL: dpkg -r"; exit 1; }
+dpkg -P hermetic
+[ ! -e /etc/hermetic ] && [ ! -e /var/lib/hermetic ] || { echo "FAIL: dpkg -P left /etc/hermetic or /var/lib/hermetic"; exit 1; }
+echo "overlay: dpkg -i, reinstall keeping the edited conffile, -r, -P: ok"
+'
+OVERLAY
+  rc=0
+  unshare -m --propagation private sh "$tmp/overlay.sh" "$tmp" >"$tmp/overlay.log" 2>&1 || rc=$?
+  if ((rc == 3)); then
+    echo "package-test: no overlayfs here: dpkg -i in an overlay skipped"
+  elif ((rc != 0)); then
+    cat "$tmp/overlay.log" >&2
+    fail "dpkg -i / -r / -P in the overlay"
+  else
+    grep "^overlay:" "$tmp/overlay.log"
+  fi
 fi
 
 if ((failures)); then
