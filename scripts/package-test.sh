@@ -219,7 +219,7 @@ mount -t tmpfs tmpfs "$t/merged/tmp"
 cp "$t/hermetic.deb" "$t/merged/tmp/"
 exec chroot "$t/merged" /bin/sh -c '
 set -e
-groupdel hermetic 2>/dev/null || true  # (fails only if it is some user's primary group)
+groupdel hermetic 2>/dev/null || true  # fails only where it is a primary group
 dpkg -i /tmp/hermetic.deb
 getent group hermetic >/dev/null || { echo "FAIL: no hermetic group after dpkg -i"; exit 1; }
 [ "$(stat -c "%a %U" /var/lib/hermetic)" = "700 root" ] || { echo "FAIL: /var/lib/hermetic"; exit 1; }
