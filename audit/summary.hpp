@@ -75,10 +75,10 @@ struct SummaryFacts {
     // The supervisor's own count of deviations; a different total in the log
     // becomes a note, so events lost on the way are stated, never hidden.
     std::optional<uint64_t> supervisor_events;
+    std::vector<std::string> notes;
     // audit-events = counts: the supervisor recorded nothing one by one on
     // purpose (a note says so with its counts); the totals then differ, no loss.
     bool counts_only = false;
-    std::vector<std::string> notes;
 };
 Summary make_summary(const ChainOptions& chain, const ChainResult& result, const Tally& tally, const SummaryFacts& facts);
 
