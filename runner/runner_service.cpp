@@ -133,7 +133,11 @@ Status RunnerService::Run(grpc::ServerContext* ctx, const buildbarn::runner::Run
         if (!finished && !cancelled && ctx->IsCancelled()) {
             cancelled = true;
             spdlog::info("runner: job {}: the call was cancelled or expired: cancelling the job", s.id);
-            s.job->cancel();
+            try {
+                jobs_.cancel(s.id, 0);  // also takes a queued job out of the queue at once
+            } catch (const daemon::SubmitError&) {
+                // it finished meanwhile
+            }
         }
     }
     auto result = s.job->result();
