@@ -1,9 +1,12 @@
 #include "audit/identity.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "audit/encoding.hpp"
 #include "common/sha256.hpp"
@@ -30,6 +33,50 @@ std::string tree_digest(std::vector<TreeEntry> entries) {
         h.update("\n");
     }
     return h.hex_digest();
+}
+
+namespace {
+
+void walk_tree(int dirfd, const std::string& prefix, const TreeWalk& w, std::vector<TreeEntry>& out, int depth) {
+    const std::string& ctx = w.context;
+    if (depth > w.max_depth) throw SysError(ctx + "nested too deep", ELOOP);
+    UniqueFd dup(::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    DIR* d = dup ? ::fdopendir(dup.release()) : nullptr;
+    if (!d) throw_errno(ctx + "read directory '" + prefix + "'");
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(d))
+        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
+    ::closedir(d);
+    for (const auto& n : names) {
+        const std::string path = prefix.empty() ? n : prefix + "/" + n;
+        struct stat st{};
+        if (::fstatat(dirfd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) throw_errno(ctx + "stat '" + path + "'");
+        const uint32_t mode = st.st_mode & 0777;
+        if (S_ISDIR(st.st_mode)) {
+            if (w.exclude && w.exclude->first == st.st_dev && w.exclude->second == st.st_ino) continue;
+            out.push_back({path, "dir", mode, std::nullopt});
+            UniqueFd sub(::openat(dirfd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+            if (!sub) throw_errno(ctx + "open '" + path + "'");
+            walk_tree(sub.get(), path, w, out, depth + 1);
+        } else if (S_ISLNK(st.st_mode)) {
+            char buf[4096];
+            ssize_t len = ::readlinkat(dirfd, n.c_str(), buf, sizeof buf);
+            if (len < 0) throw_errno(ctx + "readlink '" + path + "'");
+            out.push_back({path, "symlink", mode, sha256_hex(std::string_view(buf, static_cast<size_t>(len)))});
+        } else if (S_ISREG(st.st_mode)) {
+            UniqueFd f(::openat(dirfd, n.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+            if (!f) throw_errno(ctx + "open '" + path + "'");
+            out.push_back({path, "file", mode, sha256_hex_of_fd(f.get(), ctx + "read '" + path + "'")});
+        }
+    }
+}
+
+}  // namespace
+
+std::string directory_tree_digest(int dirfd, const TreeWalk& walk) {
+    std::vector<TreeEntry> entries;
+    walk_tree(dirfd, "", walk, entries, 0);
+    return tree_digest(std::move(entries));  // sorts by path
 }
 
 namespace {

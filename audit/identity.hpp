@@ -29,6 +29,19 @@ struct TreeEntry {
 // content digest covers the size.
 std::string tree_digest(std::vector<TreeEntry> entries);
 
+// What directory_tree_digest leaves out, and its messages.
+struct TreeWalk {
+    std::string context;  // prefixes every error, e.g. "input root: "
+    int max_depth = 256;
+    // A directory left out with its contents (e.g. an --out inside the source).
+    std::optional<std::pair<uint64_t, uint64_t>> exclude;  // (st_dev, st_ino)
+};
+// tree_digest of the directory `dirfd` as found on disk: directories, regular
+// files and symlinks (their targets, never followed), walked by descriptor;
+// special files are left out, as the sandbox's copy leaves them out. Throws
+// SysError naming the step and the path.
+std::string directory_tree_digest(int dirfd, const TreeWalk& walk);
+
 // The identity of the root file system builds see, "hermetic-rootfs/1": SHA-256
 // (hex) over "hermetic-rootfs/1\n" then, for each of these files under `root` in
 // this order, "<name> <sha256 or 'absent'>\n":

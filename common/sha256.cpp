@@ -1,8 +1,11 @@
 #include "common/sha256.hpp"
 
 #include <openssl/evp.h>
+#include <unistd.h>
 
 #include <stdexcept>
+
+#include "common/sys_error.hpp"
 
 namespace hermetic {
 
@@ -53,6 +56,17 @@ std::string sha256_hex(std::string_view data) {
     Sha256 h;
     h.update(data);
     return h.hex_digest();
+}
+
+std::string sha256_hex_of_fd(int fd, std::string_view what) {
+    Sha256 h;
+    char buf[65536];
+    for (;;) {
+        ssize_t r = retry_eintr([&] { return ::read(fd, buf, sizeof buf); });
+        if (r < 0) throw_errno(what);
+        if (r == 0) return h.hex_digest();
+        h.update(buf, static_cast<size_t>(r));
+    }
 }
 
 }  // namespace hermetic

@@ -30,6 +30,8 @@ private:
 };
 
 std::string sha256_hex(std::string_view data);
+// Of everything left to read from `fd`; a read error throws SysError(what, errno).
+std::string sha256_hex_of_fd(int fd, std::string_view what);
 std::string to_hex(const uint8_t* data, size_t len);
 
 }  // namespace hermetic

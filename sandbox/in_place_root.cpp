@@ -36,51 +36,6 @@ void attach_input_root(int tree, const char* target) {
 
 namespace {
 
-std::string file_sha256(int dirfd, const char* name, const std::string& path) {
-    UniqueFd f(::openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-    if (!f) throw_errno("input root: open '" + path + "'");
-    Sha256 h;
-    char buf[65536];
-    for (;;) {
-        ssize_t r = ::read(f.get(), buf, sizeof buf);
-        if (r < 0) throw_errno("input root: read '" + path + "'");
-        if (r == 0) break;
-        h.update(buf, static_cast<size_t>(r));
-    }
-    return h.hex_digest();
-}
-
-void digest_walk(int dirfd, const std::string& prefix, std::vector<audit::TreeEntry>& out, int depth) {
-    if (depth > 4096) throw SysError("input root: nested too deep", ELOOP);
-    UniqueFd dup(::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    DIR* d = dup ? ::fdopendir(dup.release()) : nullptr;
-    if (!d) throw_errno("input root: read directory '" + prefix + "'");
-    std::vector<std::string> names;
-    while (dirent* e = ::readdir(d))
-        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
-    ::closedir(d);
-    std::sort(names.begin(), names.end());
-    for (const auto& n : names) {
-        const std::string path = prefix.empty() ? n : prefix + "/" + n;
-        struct stat st{};
-        if (::fstatat(dirfd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) throw_errno("input root: stat '" + path + "'");
-        const uint32_t mode = st.st_mode & 0777;
-        if (S_ISDIR(st.st_mode)) {
-            out.push_back({path, "dir", mode, std::nullopt});
-            UniqueFd sub(::openat(dirfd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-            if (!sub) throw_errno("input root: open '" + path + "'");
-            digest_walk(sub.get(), path, out, depth + 1);
-        } else if (S_ISLNK(st.st_mode)) {
-            char buf[4096];
-            ssize_t len = ::readlinkat(dirfd, n.c_str(), buf, sizeof buf);
-            if (len < 0) throw_errno("input root: readlink '" + path + "'");
-            out.push_back({path, "symlink", mode, sha256_hex(std::string_view(buf, static_cast<size_t>(len)))});
-        } else if (S_ISREG(st.st_mode)) {
-            out.push_back({path, "file", mode, file_sha256(dirfd, n.c_str(), path)});
-        }
-    }
-}
-
 void reclaim_dir(int dir, const std::string& prefix, uid_t build_uid, uid_t owner_uid, gid_t owner_gid, int depth,
                  std::vector<protocol::OutputEntry>& out) {
     if (depth > 4096) throw SysError("reclaim the input root: too deep", ELOOP);
@@ -116,7 +71,9 @@ void reclaim_dir(int dir, const std::string& prefix, uid_t build_uid, uid_t owne
             } else if (S_ISREG(st.st_mode)) {
                 e.type = "file";
                 e.size = static_cast<uint64_t>(st.st_size);
-                e.sha256 = file_sha256(dir, n.c_str(), path);
+                UniqueFd f(::openat(dir, n.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+                if (!f) throw_errno("input root: open '" + path + "'");
+                e.sha256 = sha256_hex_of_fd(f.get(), "input root: read '" + path + "'");
             }
             if (!e.type.empty()) out.push_back(std::move(e));  // fifos, sockets: chowned, not outputs
         }
@@ -131,9 +88,10 @@ void reclaim_dir(int dir, const std::string& prefix, uid_t build_uid, uid_t owne
 }  // namespace
 
 std::string input_root_digest(int dirfd) {
-    std::vector<audit::TreeEntry> entries;
-    digest_walk(dirfd, "", entries, 0);
-    return audit::tree_digest(std::move(entries));
+    audit::TreeWalk walk;
+    walk.context = "input root: ";
+    walk.max_depth = 4096;
+    return audit::directory_tree_digest(dirfd, walk);
 }
 
 std::vector<protocol::OutputEntry> reclaim_input_root(int dirfd, uid_t build_uid, uid_t owner_uid, gid_t owner_gid) {
