@@ -354,21 +354,20 @@ void Engine::drain_fanotify() {
             if (md.event_len < FAN_EVENT_METADATA_LEN || off + md.event_len > static_cast<size_t>(len)) break;
             const char* event = buf + off;
             off += md.event_len;
-            const fanotify_event_metadata* m = &md;
-            if (m->vers != FANOTIFY_METADATA_VERSION) continue;
-            if (m->mask & FAN_Q_OVERFLOW) {
+            if (md.vers != FANOTIFY_METADATA_VERSION) continue;
+            if (md.mask & FAN_Q_OVERFLOW) {
                 note("fanotify queue overflow: some file times are not tracked");
                 continue;
             }
             // The thread that caused it (FAN_REPORT_TID).
-            Task* p = task(m->pid);
+            Task* p = task(md.pid);
             if (!p) continue;  // the supervisor, init's helpers, a thread already gone
             std::optional<FileKey> obj, dir;
             std::string name;
             std::vector<uint8_t> dir_handle;
             uint64_t dir_dev = 0;
-            const char* info = event + m->metadata_len;
-            const char* end = event + m->event_len;
+            const char* info = event + md.metadata_len;
+            const char* end = event + md.event_len;
             while (info + sizeof(fanotify_event_info_header) <= end) {
                 auto* hdr = reinterpret_cast<const fanotify_event_info_header*>(info);
                 if (hdr->len == 0 || info + hdr->len > end) break;
@@ -399,7 +398,7 @@ void Engine::drain_fanotify() {
                 info += hdr->len;
             }
             const int64_t vt = p->vt;
-            const uint64_t mask = m->mask;
+            const uint64_t mask = md.mask;
             // An event on a directory itself comes as (dir, ".") without an object.
             if (!obj && dir && (name.empty() || name == ".")) obj = dir;
             if ((mask & (FAN_CREATE | FAN_MOVED_TO)) && obj) {
@@ -440,8 +439,8 @@ void Engine::drain_fanotify() {
             // A write moves mtime; a close after writing does too (mmap writes
             // raise no FAN_MODIFY), unless the times were set explicitly after
             // the last write (cp -p: write, futimens, close).
-            if ((mask & (FAN_MODIFY | FAN_CLOSE_WRITE)) && obj &&
-                ((mask & FAN_MODIFY) || !times_of(*obj) || !times_of(*obj)->explicit_mtime)) {
+            const FileTimes* had = obj ? times_of(*obj) : nullptr;
+            if ((mask & (FAN_MODIFY | FAN_CLOSE_WRITE)) && obj && ((mask & FAN_MODIFY) || !had || !had->explicit_mtime)) {
                 FileTimes& ft = touch_times(*obj);
                 ft.explicit_mtime = false;
                 ft.mtime = std::max(ft.mtime, vt);
