@@ -16,9 +16,9 @@ BUILD_DEPS=(
 TEST_DEPS=(
   clang libclang-rt-14-dev gcc-multilib
   bubblewrap iproute2 python3 perl zip unzip systemd
-  # The Debian package's test (scripts/package-test.sh): lintian, and pandoc
-  # for the manual pages.
-  lintian pandoc
+  # The Debian package's test (scripts/package-test.sh): lintian, devscripts
+  # for hardening-check, and pandoc for the manual pages.
+  lintian devscripts pandoc
 )
 
 want=("${BUILD_DEPS[@]}")

@@ -174,7 +174,7 @@ TEST_F(RunCommand, WithoutOutOutputsAreStillHashed) {
 TEST_F(RunCommand, OutIsCreatedWhenAbsent) {
     std::string out = outs_ / "new/nested";
     ASSERT_EQ(::mkdir((outs_ / "new").c_str(), 0755), 0);
-    ::chown((outs_ / "new").c_str(), test_user().uid, test_user().gid);
+    ASSERT_EQ(::chown((outs_ / "new").c_str(), test_user().uid, test_user().gid), 0);
     auto r = sh("echo made > $OUT/f", {"--out", out});
     ASSERT_EQ(r.status, 0) << r.describe();
     struct stat st{};
@@ -187,7 +187,7 @@ TEST_F(RunCommand, OutIsCreatedWhenAbsent) {
 TEST_F(RunCommand, EmptyExistingOutIsUsed) {
     std::string out = outs_ / "o";
     ASSERT_EQ(::mkdir(out.c_str(), 0755), 0);
-    ::chown(out.c_str(), test_user().uid, test_user().gid);
+    ASSERT_EQ(::chown(out.c_str(), test_user().uid, test_user().gid), 0);
     auto r = sh("echo hi > $OUT/f", {"--out", out});
     ASSERT_EQ(r.status, 0) << r.describe();
     EXPECT_EQ(read_file(out + "/f"), "hi\n");
@@ -197,7 +197,7 @@ TEST_F(RunCommand, NonEmptyOutIsRefusedBeforeAnyJob) {
     std::string out = outs_ / "o";
     ASSERT_EQ(::mkdir(out.c_str(), 0755), 0);
     write_file(out + "/precious", "keep me\n");
-    ::chown(out.c_str(), test_user().uid, test_user().gid);
+    ASSERT_EQ(::chown(out.c_str(), test_user().uid, test_user().gid), 0);
     auto r = sh("echo x > $OUT/precious", {"--out", out});
     EXPECT_EQ(r.status, 125) << r.describe();
     EXPECT_NE(r.err.find("is not empty"), std::string::npos) << r.describe();
@@ -214,7 +214,7 @@ TEST_F(RunCommand, OutThatIsAFileIsRefused) {
 
 TEST_F(RunCommand, OutInsideSrcIsLeftOutOfBuild) {
     write_file(src_ / "source.c", "int main(){}\n");
-    ::chown((src_ / "source.c").c_str(), test_user().uid, test_user().gid);
+    ASSERT_EQ(::chown((src_ / "source.c").c_str(), test_user().uid, test_user().gid), 0);
     // Absent: hermeticctl creates it inside --src.
     auto r = sh("ls -A /build; echo built > $OUT/result", {"--out", src_ / "out"});
     ASSERT_EQ(r.status, 0) << r.describe();
@@ -225,8 +225,8 @@ TEST_F(RunCommand, OutInsideSrcIsLeftOutOfBuild) {
 TEST_F(RunCommand, ExistingEmptyOutInsideSrcIsLeftOutToo) {
     ASSERT_EQ(::mkdir((src_ / "sub").c_str(), 0755), 0);
     ASSERT_EQ(::mkdir((src_ / "sub/out").c_str(), 0755), 0);
-    ::chown((src_ / "sub").c_str(), test_user().uid, test_user().gid);
-    ::chown((src_ / "sub/out").c_str(), test_user().uid, test_user().gid);
+    ASSERT_EQ(::chown((src_ / "sub").c_str(), test_user().uid, test_user().gid), 0);
+    ASSERT_EQ(::chown((src_ / "sub/out").c_str(), test_user().uid, test_user().gid), 0);
     auto r = sh("find /build | sort", {"--out", src_ / "sub/out"});
     ASSERT_EQ(r.status, 0) << r.describe();
     EXPECT_EQ(r.out, "/build\n/build/sub\n");
@@ -267,7 +267,7 @@ TEST_F(RunCommand, CommandNotFoundIs127WithAReason) {
 
 TEST_F(RunCommand, CommandNotExecutableIs126) {
     write_file(src_ / "script.sh", "#!/bin/sh\necho no\n", 0644);
-    ::chown((src_ / "script.sh").c_str(), test_user().uid, test_user().gid);
+    ASSERT_EQ(::chown((src_ / "script.sh").c_str(), test_user().uid, test_user().gid), 0);
     auto r = run({"./script.sh"});
     EXPECT_EQ(r.status, 126) << r.describe();
 }

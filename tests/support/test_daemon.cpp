@@ -11,6 +11,8 @@
 #include <dirent.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <cstdlib>
 #include <regex>
 #include <sstream>
@@ -49,12 +51,17 @@ ProcessOptions as_test_user(ProcessOptions opts) {
 
 void stage_probes(const std::string& dir, const std::vector<std::string>& probes) {
     TestUser u = test_user();
+    // The test user runs the probes: a failed chown would fail the test later, less clearly.
+    auto give_to_test_user = [&](const std::string& path) {
+        if (::chown(path.c_str(), u.uid, u.gid) != 0)
+            throw std::runtime_error("chown " + path + ": " + std::strerror(errno));
+    };
     for (const auto& p : probes) {
         std::string dst = dir + "/" + p;
         write_file(dst, read_file(probe_path(p)), 0755);
-        ::chown(dst.c_str(), u.uid, u.gid);
+        give_to_test_user(dst);
     }
-    ::chown(dir.c_str(), u.uid, u.gid);
+    give_to_test_user(dir);
 }
 
 TestDaemon::TestDaemon(TestDaemonOptions opts) : opts_(std::move(opts)), dir_("hermetic-daemon") {
