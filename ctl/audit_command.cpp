@@ -154,15 +154,8 @@ void hash_tree(int dirfd, const std::string& prefix, std::map<std::string, std::
         } else if (S_ISREG(st.st_mode)) {
             UniqueFd f(::openat(::dirfd(d), n.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
             if (!f) throw CtlError("cannot read " + rel + ": " + errno_string(errno));
-            Sha256 h;
-            char buf[65536];
-            for (;;) {
-                ssize_t k = retry_eintr([&] { return ::read(f.get(), buf, sizeof buf); });
-                if (k < 0) throw CtlError("cannot read " + rel + ": " + errno_string(errno));
-                if (k == 0) break;
-                h.update(buf, static_cast<size_t>(k));
-            }
-            out[rel] = h.hex_digest();
+            // A read error throws SysError "cannot read REL: ...", reported as a CtlError is.
+            out[rel] = sha256_hex_of_fd(f.get(), "cannot read " + rel);
         }
     }
 }
@@ -323,8 +316,6 @@ int audit_main(const std::vector<std::string>& args, const std::string& socket) 
 }  // namespace
 
 // ---------------------------------------------------------------------------
-
-std::string audit_usage() { return kAuditUsage; }
 
 std::string format_audit(const json& r) {
     std::ostringstream o;

@@ -25,7 +25,6 @@ namespace hermetic::ctl {
 int audit_command(const std::vector<std::string>& args, const std::string& socket);
 int attest_command(const std::vector<std::string>& args, const std::string& socket);
 int pubkey_command(const std::vector<std::string>& args, const std::string& socket);
-std::string audit_usage();
 
 // --- pieces, exposed for tests -------------------------------------------------
 
