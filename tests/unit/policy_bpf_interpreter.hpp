@@ -1,5 +1,5 @@
 // A classic-BPF interpreter with the kernel's rules for stacked seccomp filters,
-// for the policy language tests (the same as policy_compile_test.cpp's).
+// for the policy tests (compile, floor, profiles) and bench/policy_eval.
 #pragma once
 
 #include <linux/audit.h>
