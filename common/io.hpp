@@ -16,7 +16,7 @@ inline void write_all(int fd, std::string_view s) { write_all(fd, s.data(), s.si
 
 // Reads exactly len bytes. Returns false on EOF before the first byte;
 // throws on EOF in the middle or on error.
-bool read_exact(int fd, void* data, size_t len);
+[[nodiscard]] bool read_exact(int fd, void* data, size_t len);
 
 // Reads until EOF, failing with EFBIG beyond max bytes.
 std::string read_to_end(int fd, size_t max);
@@ -27,7 +27,7 @@ std::string read_file_at(int dirfd, const char* path, size_t max = 1 << 20);
 void write_file_at(int dirfd, const char* path, std::string_view content);
 
 // Waits until fd is readable or the deadline passes. Returns false on timeout.
-bool wait_readable(int fd, std::chrono::steady_clock::time_point deadline);
+[[nodiscard]] bool wait_readable(int fd, std::chrono::steady_clock::time_point deadline);
 
 FdPair make_pipe(int flags = 0);
 UniqueFd open_dir(const char* path, int extra_flags = 0);

@@ -20,7 +20,7 @@ struct Peer {
 Peer peer_of(int sock);
 
 // Root, or a member (primary or supplementary) of `group`.
-bool may_submit(const Peer& peer, gid_t group);
+[[nodiscard]] bool may_submit(const Peer& peer, gid_t group);
 
 // The gid of a group name; throws if it doesn't exist.
 gid_t lookup_group(const std::string& name);

@@ -29,7 +29,7 @@ private:
 
 // Whether `p` is a clean relative path: not absolute, no "." or ".." or empty
 // components, no NUL. The empty path is the directory itself.
-bool is_clean_relative(const std::string& p);
+[[nodiscard]] bool is_clean_relative(const std::string& p);
 
 class BuildDirectory {
 public:

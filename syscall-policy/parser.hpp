@@ -55,7 +55,7 @@ Policy load_profile(const std::string& name, const ParseOptions& options = {});
 
 // Profile names are [A-Za-z0-9_][A-Za-z0-9_.-]{0,63}, never "." or ".." and never
 // ending in ".policy"; loaders may map them to files without further checks.
-bool valid_profile_name(std::string_view name);
+[[nodiscard]] bool valid_profile_name(std::string_view name);
 
 const std::vector<std::string>& builtin_profile_names();  // {"baseline", "determinism"}
 std::optional<Policy> builtin_profile(std::string_view name);
