@@ -57,31 +57,38 @@ RunnerProcess RunnerProcess::spawn(const std::string& runner_path, const sandbox
     posix_spawnattr_t attr;
     posix_spawn_file_actions_init(&fa);
     posix_spawnattr_init(&attr);
+    // These actions and attributes are what keeps the daemon's fds, terminal and
+    // signal state from the root runner: if one cannot be recorded (ENOMEM), the
+    // runner is not spawned without it. Each returns an errno value.
+    int setup_err = 0;
+    auto step = [&setup_err](int err) {
+        if (err != 0 && setup_err == 0) setup_err = err;
+    };
     // fd 3 is the control socket; nothing else of the daemon's reaches the runner.
-    posix_spawn_file_actions_adddup2(&fa, sp.b.get(), 3);
+    step(posix_spawn_file_actions_adddup2(&fa, sp.b.get(), 3));
     // Its stdio is /dev/null: the daemon's terminal or journal is none of its business.
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 4);
+    step(posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0));
+    step(posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0));
+    step(posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0));
+    step(posix_spawn_file_actions_addclosefrom_np(&fa, 4));
     sigset_t none, all;
     sigemptyset(&none);
     sigfillset(&all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
+    step(posix_spawnattr_setsigmask(&attr, &none));
+    step(posix_spawnattr_setsigdefault(&attr, &all));
     // Its own process group, which its helpers, supervisor and sandbox init inherit:
     // crash recovery finds them by it (runner_registry.hpp), and a terminal's
     // Ctrl-C reaches only hermeticd, which cancels jobs in order.
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+    step(posix_spawnattr_setpgroup(&attr, 0));
+    step(posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP));
     std::string parent = std::to_string(::getpid());
     char* argv[] = {const_cast<char*>(runner_path.c_str()), parent.data(), nullptr};
     char* envp[] = {nullptr};
     pid_t pid = -1;
-    int rc = posix_spawn(&pid, runner_path.c_str(), &fa, &attr, argv, envp);
+    int rc = setup_err != 0 ? setup_err : posix_spawn(&pid, runner_path.c_str(), &fa, &attr, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
-    if (rc != 0) throw SysError("spawn " + runner_path, rc);
+    if (rc != 0) throw SysError((setup_err != 0 ? "prepare to spawn " : "spawn ") + runner_path, rc);
     RunnerProcess r;
     r.pid_ = pid;
     r.control_ = std::move(sp.a);
