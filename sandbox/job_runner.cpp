@@ -175,6 +175,17 @@ public:
         }
         auto phases = m->body.value("phase_ms", std::map<std::string, double>{});
         phase_ms_.insert(phases.begin(), phases.end());
+
+        // The determinism supervisor, ready for a job's configuration: forked,
+        // in the job's cgroup (its tables grow with what the build does: an
+        // entry per file it creates, inside the job's memory and pids limits),
+        // and the served files' /dev/fuse opened in init's user namespace.
+        // A job whose policy needs no supervisor just lets it go.
+        t = Clock::now();
+        sup_.emplace();
+        cgroup_->attach(sup_->pid());
+        served_fuse_ = sup_->open_served_files(init_pid_);
+        phase_ms_["supervisor"] = ms_since(t);
     }
 
     [[nodiscard]] const std::map<std::string, double>& phases() const { return phase_ms_; }
@@ -282,26 +293,25 @@ private:
         // answers the filter's notifications. It serves /dev/urandom and /proc
         // files through a FUSE descriptor init mounts, and takes the build's
         // listener over the hand-off socket before the build may exec.
-        UniqueFd fuse, handoff_b;
+        UniqueFd handoff_b;
         if (needs_supervisor()) {
             t = Clock::now();
+            if (!sup_) throw std::runtime_error("no determinism supervisor was prepared");
             devsink_.emplace(fds_.deviations_w.get());
-            sup_.emplace(determinism_config(), *devsink_);
-            // Its tables grow with what the build does (an entry per file it
-            // creates): charged to the job, inside the job's memory and pids limits.
-            cgroup_->attach(sup_->pid());
-            fuse = sup_->open_served_files(init_pid_);
+            sup_->configure(determinism_config(), *devsink_);
             SocketPair handoff = make_socketpair();
             handoff_ = std::move(handoff.a);
             handoff_b = std::move(handoff.b);
-            pass.push_back(fuse.get());
+            pass.push_back(served_fuse_.get());
             pass.push_back(handoff_b.get());
             job["supervised"] = true;
             out_.phase_ms["supervisor"] = ms_since(t);
+        } else {
+            sup_.reset();  // nothing to answer: the prepared supervisor goes
         }
         send_control(init_.get(), {{"job", job}}, pass);
         input_root.reset();
-        fuse.reset();
+        served_fuse_.reset();
         handoff_b.reset();
         // Only the build holds the output pipes now: their EOF means it is gone.
         fds_.stdout_w.reset();
@@ -320,16 +330,11 @@ private:
     [[nodiscard]] determinism::DeterminismConfig determinism_config() const {
         determinism::DeterminismConfig c;
         // The supervisor decides every notification with the job's policy: it
-        // must be exactly the one the job's evidence names (its digest), under
-        // either routing of denials (the daemon's compile options decide that).
+        // checks that what it got is exactly the one the job's evidence names
+        // (its digest), while init sets the sandbox up.
         if (!spec_.policy) throw std::runtime_error("the job's policy did not come with it");
-        bool attested = false;
-        for (bool route : {true, false})
-            attested = attested ||
-                       sha256_hex(policy::canonical_text(*spec_.policy, {.route_denials_to_supervisor = route})) ==
-                           spec_.policy_digest;
-        if (!attested) throw std::runtime_error("the job's policy does not match its digest " + spec_.policy_digest);
         c.policy = std::make_shared<const policy::Policy>(*spec_.policy);
+        c.policy_digest = spec_.policy_digest;
         c.seed = spec_.seed;
         c.epoch = spec_.epoch;
         c.cpus = spec_.cpus_visible;
@@ -659,7 +664,8 @@ private:
     HelperProcess reader_, writer_;
     // Declared in this order: the supervisor's reader thread writes into the sink.
     std::optional<DeviationStreamWriter> devsink_;
-    std::optional<determinism::Supervisor> sup_;
+    std::optional<determinism::Supervisor> sup_;  // forked by prepare(), configured by start_job()
+    UniqueFd served_fuse_;                         // its served files' /dev/fuse, for init
     UniqueFd handoff_;  // the runner's end of the build's hand-off socket
     pid_t init_pid_ = -1;
     UniqueFd init_pidfd_;

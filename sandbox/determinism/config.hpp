@@ -22,6 +22,10 @@ struct DeterminismConfig {
     // and a "denied" record (the filters route named denials to the supervisor
     // whenever it exists: policy::CompileOptions).
     std::shared_ptr<const policy::Policy> policy;
+    // sha256 of the policy's canonical text (either routing of denials), as the
+    // job's evidence names it; the supervisor refuses a policy that doesn't
+    // match. Empty: not checked (tests, the mini sandbox).
+    std::string policy_digest;
 
     uint64_t seed = 0;               // --seed: keys every random byte the build sees
     int64_t epoch = kDefaultEpoch;   // --epoch (seconds): where the logical clock starts

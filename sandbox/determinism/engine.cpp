@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/io.hpp"
+#include "common/sha256.hpp"
 #include "common/sys_error.hpp"
 #include "sandbox/control_channel.hpp"
 #include "sandbox/determinism/vdso.hpp"
@@ -134,18 +135,32 @@ const char* class_of(int nr) {
     }
 }
 
-Engine::Engine(DeterminismConfig cfg, std::shared_ptr<const policy::PreparedPolicy> policy, UniqueFd control,
-               UniqueFd deviations)
-    : cfg_(std::move(cfg)), policy_(std::move(policy)), control_(std::move(control)), deviations_(std::move(deviations)) {
-    if (!policy_) throw std::runtime_error("determinism supervisor: no policy");
+Engine::Engine(UniqueFd control, UniqueFd deviations) : control_(std::move(control)), deviations_(std::move(deviations)) {
+    hostproc_.reset(::open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!hostproc_) throw_errno("open /proc");
+    if (seccomp_notify_alloc(&req_, &resp_) != 0) throw std::runtime_error("seccomp_notify_alloc");
+}
+
+void Engine::configure(DeterminismConfig cfg) {
+    if (configured_) throw std::runtime_error("configured twice");
+    if (!cfg.policy) throw std::runtime_error("no policy in the configuration");
+    if (!cfg.policy_digest.empty()) {
+        bool attested = false;
+        for (bool route : {true, false})
+            attested = attested || sha256_hex(policy::canonical_text(
+                                       *cfg.policy, {.route_denials_to_supervisor = route})) == cfg.policy_digest;
+        if (!attested) throw std::runtime_error("the job's policy does not match its digest " + cfg.policy_digest);
+    }
+    // Throws policy::PolicyError for a policy decide() can't use: the job then
+    // fails its setup with that reason.
+    policy_ = std::make_shared<const policy::PreparedPolicy>(*cfg.policy);
+    cfg_ = std::move(cfg);
     // The clock page serves clock_gettime, gettimeofday and time without a
     // trap: only if the policy virtualizes them all (a policy that logs one
     // gets it run for real, through the patched vDSO's syscall).
     if (!clock_reads_virtualized()) cfg_.in_process_clock = false;
     key_ = root_key(cfg_.seed);
-    hostproc_.reset(::open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!hostproc_) throw_errno("open /proc");
-    if (seccomp_notify_alloc(&req_, &resp_) != 0) throw std::runtime_error("seccomp_notify_alloc");
+    configured_ = true;
 }
 
 bool Engine::clock_reads_virtualized() const {
@@ -322,7 +337,8 @@ int Engine::run() noexcept {
             p[n++] = {control_.get(), POLLIN, 0};
             p[n++] = {sigchld_.get(), POLLIN, 0};
             p[n++] = {listener_ ? listener_.get() : -1, POLLIN, 0};
-            p[n++] = {fuse_ ? fuse_.get() : -1, POLLIN, 0};
+            // What the served files hold depends on the job's configuration.
+            p[n++] = {configured_ && fuse_ ? fuse_.get() : -1, POLLIN, 0};
             p[n++] = {fanotify_ ? fanotify_.get() : -1, POLLIN, 0};
             int timeout = dev_buf_.empty() ? -1 : static_cast<int>(kDeviationFlushDelay.count());
             int rc = ::poll(p, static_cast<nfds_t>(n), timeout);
@@ -363,7 +379,15 @@ void Engine::on_control() {
     }
     const auto& b = m->body;
     try {
-        if (b.contains("open_fuse")) {
+        if (b.contains("configure")) {
+            try {
+                configure(b["configure"].get<DeterminismConfig>());
+            } catch (const std::exception& e) {
+                // The runner reads this as start()'s answer; nothing to supervise.
+                send_control(control_.get(), {{"error", std::string("configuration refused: ") + e.what()}});
+                stopping_ = true;
+            }
+        } else if (b.contains("open_fuse")) {
             UniqueFd fd = open_fuse_device(b["open_fuse"].get<pid_t>());
             int raw = fd.get();
             send_control(control_.get(), {{"fuse", true}}, std::span<const int>(&raw, 1));
@@ -394,6 +418,7 @@ void Engine::send_summary() {
 
 void Engine::start(pid_t pid, UniqueFd listener) {
     if (started_) throw std::runtime_error("already started");
+    if (!configured_) throw std::runtime_error("started before it was configured");
     build_pid_ = pid;
     listener_ = std::move(listener);
     // Wake the supervisor on the CPU of the trapping task (Linux 6.6+).

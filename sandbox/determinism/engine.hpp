@@ -26,6 +26,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "common/unique_fd.hpp"
 #include "sandbox/determinism/config.hpp"
 #include "sandbox/determinism/prng.hpp"
@@ -147,12 +149,15 @@ struct PolicyAnswer {
 // `name`: the syscall's name on `arch` ("socket", "socketcall", ...).
 PolicyAnswer answer_for(const policy::Action& verdict, policy::Arch arch, std::string_view name);
 
+// The configuration as the runner sends it to the supervisor ("configure").
+void to_json(nlohmann::json& j, const DeterminismConfig& c);
+void from_json(const nlohmann::json& j, DeterminismConfig& c);
+
 class Engine {
 public:
-    // `policy`: cfg.policy prepared (the Supervisor prepares it before forking,
-    // so a bad policy fails in the runner, not in the supervisor process).
-    Engine(DeterminismConfig cfg, std::shared_ptr<const policy::PreparedPolicy> policy, UniqueFd control,
-           UniqueFd deviations);
+    // Waits for the job's configuration on `control` ("configure"); until then
+    // it only opens the served files' device.
+    Engine(UniqueFd control, UniqueFd deviations);
     int run() noexcept;  // the process's main; returns its exit code
 
     // --- shared helpers (engine.cpp)
@@ -232,6 +237,7 @@ public:
     void flush_deviations(bool force);
 
 private:
+    void configure(DeterminismConfig cfg);
     void start(pid_t pid, UniqueFd listener);
     void on_control();
     void on_notification();
@@ -250,7 +256,7 @@ public:
     std::unordered_map<pid_t, std::unique_ptr<Task>> tasks_;
     std::map<pid_t, int> early_stops_;  // new tasks that stopped before their creator's event
     pid_t build_pid_ = 0;
-    bool started_ = false, stopping_ = false;
+    bool configured_ = false, started_ = false, stopping_ = false;
     Summary summary_;
 
     // Build credentials (host ids) and the id maps, for lookups as the build.

@@ -229,7 +229,9 @@ struct FuseReply {
         h.error = error ? -error : 0;
         h.len = static_cast<uint32_t>(sizeof h + (error ? 0 : len));
         iovec iov[2] = {{&h, sizeof h}, {const_cast<void*>(payload), error ? 0 : len}};
-        (void)::writev(fd, iov, error || len == 0 ? 1 : 2);  // ENOENT: the request was interrupted
+        // A failed reply needs no handling: ENOENT means the request was
+        // interrupted (the reader got EINTR); anything else ends the mount.
+        if (::writev(fd, iov, error || len == 0 ? 1 : 2) < 0) return;
     }
 };
 

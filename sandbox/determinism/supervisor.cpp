@@ -27,6 +27,7 @@
 #include "sandbox/process_util.hpp"
 #include "sandbox/seccomp_install.hpp"
 #include "syscall-policy/determinism_rules.hpp"
+#include "syscall-policy/policy_json.hpp"
 
 namespace hermetic::sandbox::determinism {
 
@@ -247,7 +248,33 @@ void to_json(json& j, const DeterminismConfig& c) {
              {"uname", {c.uname_sysname, c.uname_nodename, c.uname_domainname, c.uname_release, c.uname_version,
                         c.uname_machine}},
              {"memory_bytes", c.memory_bytes},
-             {"record_deviations", c.record_deviations}};
+             {"record_deviations", c.record_deviations},
+             {"in_process_clock", c.in_process_clock},
+             {"policy_digest", c.policy_digest}};
+    if (c.policy) j["policy"] = policy::policy_to_json(*c.policy);
+}
+void from_json(const json& j, DeterminismConfig& c) {
+    c.seed = j.at("seed").get<uint64_t>();
+    c.epoch = j.at("epoch").get<int64_t>();
+    c.cpus = j.at("cpus").get<uint32_t>();
+    c.trace = j.at("trace").get<bool>();
+    c.clock_step_ns = j.at("clock_step_ns").get<int64_t>();
+    c.uptime_at_epoch_s = j.at("uptime_at_epoch_s").get<int64_t>();
+    c.tsc_hz = j.at("tsc_hz").get<uint64_t>();
+    const auto& u = j.at("uname");
+    if (!u.is_array() || u.size() != 6) throw std::runtime_error("determinism config: uname needs 6 fields");
+    c.uname_sysname = u[0].get<std::string>();
+    c.uname_nodename = u[1].get<std::string>();
+    c.uname_domainname = u[2].get<std::string>();
+    c.uname_release = u[3].get<std::string>();
+    c.uname_version = u[4].get<std::string>();
+    c.uname_machine = u[5].get<std::string>();
+    c.memory_bytes = j.at("memory_bytes").get<uint64_t>();
+    c.record_deviations = j.at("record_deviations").get<bool>();
+    c.in_process_clock = j.at("in_process_clock").get<bool>();
+    c.policy_digest = j.value("policy_digest", "");
+    c.policy.reset();
+    if (j.contains("policy")) c.policy = std::make_shared<const policy::Policy>(policy::policy_from_json(j["policy"]));
 }
 
 // ---- Supervisor (runner side)
@@ -283,11 +310,7 @@ struct Supervisor::Reader {
     }
 };
 
-Supervisor::Supervisor(const DeterminismConfig& config, DeviationSink& sink) : config_(config), sink_(sink) {
-    if (!config.policy) throw std::invalid_argument("determinism supervisor: no policy in the configuration");
-    // Expanded here, before the fork: a policy the supervisor could not decide
-    // with fails the job's setup with its reason (policy::PolicyError).
-    auto prepared = std::make_shared<const policy::PreparedPolicy>(*config.policy);
+Supervisor::Supervisor() {
     SocketPair control = make_socketpair();
     SocketPair devs = make_socketpair();
     pid_t parent = ::getpid();
@@ -300,7 +323,7 @@ Supervisor::Supervisor(const DeterminismConfig& config, DeviationSink& sink) : c
             // It holds the build's memory and listener: nobody may ptrace or dump it.
             (void)::prctl(PR_SET_DUMPABLE, 0);
             close_fds_except({0, 1, 2, control.b.get(), devs.b.get()});
-            Engine engine(config, std::move(prepared), std::move(control.b), std::move(devs.b));
+            Engine engine(std::move(control.b), std::move(devs.b));
             rc = engine.run();
         } catch (...) {
         }
@@ -310,7 +333,19 @@ Supervisor::Supervisor(const DeterminismConfig& config, DeviationSink& sink) : c
     control_ = std::move(control.a);
     control.b.reset();
     devs.b.reset();
-    reader_ = std::make_unique<Reader>(std::move(devs.a), sink_);
+    deviations_ = std::move(devs.a);
+}
+
+Supervisor::Supervisor(const DeterminismConfig& config, DeviationSink& sink) : Supervisor() { configure(config, sink); }
+
+void Supervisor::configure(const DeterminismConfig& config, DeviationSink& sink) {
+    if (configured_) throw std::logic_error("determinism supervisor: configured twice");
+    if (!config.policy) throw std::invalid_argument("determinism supervisor: no policy in the configuration");
+    configured_ = true;
+    reader_ = std::make_unique<Reader>(std::move(deviations_), sink);
+    // Not waiting for an answer: the supervisor prepares the policy while init
+    // sets the sandbox up; its verdict comes back as start()'s reply.
+    send_control(control_.get(), {{"configure", config}});
 }
 
 Supervisor::~Supervisor() {
@@ -340,8 +375,14 @@ UniqueFd Supervisor::open_served_files(pid_t init_pid) {
 }
 
 void Supervisor::start(pid_t build_pid, UniqueFd listener, bool tsc_traps) {
+    if (!configured_) throw std::logic_error("determinism supervisor: start() before configure()");
     int fd = listener.get();
-    send_control(control_.get(), {{"start", build_pid}, {"tsc_traps", tsc_traps}}, std::span<const int>(&fd, 1));
+    // A supervisor that refused the configuration has said why and left: the
+    // send fails (EPIPE) but its reason is queued for expect_reply.
+    try {
+        send_control(control_.get(), {{"start", build_pid}, {"tsc_traps", tsc_traps}}, std::span<const int>(&fd, 1));
+    } catch (const SysError&) {
+    }
     listener.reset();
     (void)expect_reply(control_.get(), "started");
 }

@@ -18,6 +18,7 @@
 #include <iostream>
 #include <thread>
 
+#include "common/sha256.hpp"
 #include "sandbox/determinism/determinism.hpp"
 #include "sandbox/determinism/mini_sandbox.hpp"
 #include "tests/support/process.hpp"
@@ -312,6 +313,26 @@ TEST(DetPolicy, NamedDenialsAreAnsweredWithTheRulesErrnoAndRecorded) {
     EXPECT_GE(r.summary.by_class["network"], 1u);
     // Policy denials are verdicts, not failures of the engine.
     for (const auto& [what, count] : r.summary.denied) ADD_FAILURE() << "failed closed: " << what << " x" << count;
+}
+
+// The supervisor decides with the policy the job's evidence names, or not at
+// all: a configuration whose policy doesn't match the attested digest is
+// refused with that reason, and the build never runs (its listener has no one
+// to answer it: the build is killed, not let through).
+TEST(DetPolicy, ThePolicyMustBeTheAttestedOne) {
+    auto o = options({"/bin/sh", "-c", "echo ran"});
+    o.config.policy = std::make_shared<const policy::Policy>(with_determinism(policy::baseline_policy()));
+    o.config.policy_digest = std::string(64, '0');
+    MiniSandboxResult r = run_mini_sandbox(o);
+    EXPECT_NE(r.status, 0);
+    EXPECT_EQ(r.out, "");
+    EXPECT_NE(r.err.find("does not match its digest"), std::string::npos) << r.err;
+
+    // The right digest (either routing of denials): it runs.
+    o.config.policy_digest = sha256_hex(policy::canonical_text(*o.config.policy, {.route_denials_to_supervisor = true}));
+    r = run(o);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "ran\n");
 }
 
 // A policy that logs clock_gettime instead of virtualizing it: the call runs

@@ -20,6 +20,9 @@
 #include "sandbox/determinism/vdso.hpp"
 #include "sandbox/determinism/wire.hpp"
 #include "syscall-policy/determinism_rules.hpp"
+#include "syscall-policy/policy.hpp"
+
+#include <nlohmann/json.hpp>
 
 namespace hermetic::sandbox::determinism {
 namespace {
@@ -321,6 +324,38 @@ TEST(DetPolicy, EveryVerdictHasItsAnswer) {
     EXPECT_EQ(a.kind, A::Deny);
     EXPECT_TRUE(a.failed_closed);
     EXPECT_STREQ(answer_for(policy::Action::error(EPERM), policy::Arch::I386, "socketcall").cls, "network");
+}
+
+// The runner configures a supervisor forked ahead of the job with this JSON:
+// every field arrives, the policy included.
+TEST(DetConfig, RoundTripsThroughJson) {
+    DeterminismConfig c;
+    c.policy = std::make_shared<const policy::Policy>(with_determinism(policy::baseline_policy()));
+    c.policy_digest = "ab12";
+    c.seed = 0xfedcba9876543210ULL;
+    c.epoch = -5;
+    c.cpus = 7;
+    c.trace = true;
+    c.clock_step_ns = 3;
+    c.uptime_at_epoch_s = 11;
+    c.tsc_hz = 2'500'000'000ULL;
+    c.uname_sysname = "S";
+    c.uname_nodename = "N";
+    c.uname_domainname = "D";
+    c.uname_release = "R";
+    c.uname_version = "V";
+    c.uname_machine = "M";
+    c.memory_bytes = 12345;
+    c.record_deviations = false;
+    c.in_process_clock = false;
+    nlohmann::json j = c;
+    DeterminismConfig back = nlohmann::json::parse(j.dump()).get<DeterminismConfig>();
+    nlohmann::json again = back;
+    EXPECT_EQ(again, j);
+    ASSERT_TRUE(back.policy);
+    EXPECT_EQ(policy::canonical_text(*back.policy), policy::canonical_text(*c.policy));
+    const nlohmann::json partial = {{"seed", 1}};
+    EXPECT_THROW((void)partial.get<DeterminismConfig>(), std::exception);
 }
 
 TEST(DetServed, TableIsConsistent) {
