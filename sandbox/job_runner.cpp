@@ -19,7 +19,6 @@
 #include <dirent.h>
 
 #include "common/io.hpp"
-#include "common/sha256.hpp"
 #include "common/sys_error.hpp"
 #include "audit/identity.hpp"
 #include "sandbox/helper_process.hpp"
