@@ -294,21 +294,26 @@ private:
         // listener over the hand-off socket before the build may exec.
         UniqueFd handoff_b;
         if (needs_supervisor()) {
-            t = Clock::now();
             if (!sup_) throw std::runtime_error("no determinism supervisor was prepared");
-            devsink_.emplace(fds_.deviations_w.get());
-            sup_->configure(determinism_config(), *devsink_);
             SocketPair handoff = make_socketpair();
             handoff_ = std::move(handoff.a);
             handoff_b = std::move(handoff.b);
             pass.push_back(served_fuse_.get());
             pass.push_back(handoff_b.get());
             job["supervised"] = true;
-            out_.phase_ms["supervisor"] = ms_since(t);
         } else {
             sup_.reset();  // nothing to answer: the prepared supervisor goes
         }
         send_control(init_.get(), {{"job", job}}, pass);
+        if (handoff_) {
+            // After the job went to init: the supervisor answers init's mount
+            // of the served files first, then prepares the job's policy while
+            // init goes on with the sandbox's set-up.
+            auto ts = Clock::now();
+            devsink_.emplace(fds_.deviations_w.get());
+            sup_->configure(determinism_config(), *devsink_);
+            out_.phase_ms["supervisor"] = ms_since(ts);
+        }
         input_root.reset();
         served_fuse_.reset();
         handoff_b.reset();

@@ -333,6 +333,12 @@ void Engine::on_fuse() {
                     reply.send(ENOENT);
                     break;
                 }
+                // What a file holds depends on the job's configuration (init
+                // only mounts and binds before it; the build reads after it).
+                if (!configured_) {
+                    reply.send(EIO);
+                    break;
+                }
                 Task* reader = started_ ? task_by_vpid(static_cast<pid_t>(in.pid)) : nullptr;
                 if (started_ && !reader) note("fuse: no task for pid " + std::to_string(in.pid));
                 std::string who = reader ? reader->id : "other/" + std::to_string(in.pid);
