@@ -18,26 +18,12 @@ namespace hermetic::sandbox::determinism {
 
 namespace {
 
-constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ULL, kFnvPrime = 0x100000001b3ULL;
-uint64_t fnv(std::string_view s, uint64_t h = kFnvOffset) {
-    for (unsigned char c : s) h = (h ^ c) * kFnvPrime;
-    return h;
-}
-uint64_t as_ino(uint64_t h) { return (h & ((uint64_t{1} << 62) - 1)) | 1; }
-
 struct RawDirent64 {
     uint64_t d_ino;
     int64_t d_off;
     uint16_t d_reclen;
     uint8_t d_type;
 };
-
-Reply error(int e) {
-    Reply r;
-    r.kind = Reply::Error;
-    r.error = e;
-    return r;
-}
 
 std::string parent_of(const std::string& path) {
     auto slash = path.find_last_of('/');

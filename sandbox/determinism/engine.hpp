@@ -133,6 +133,32 @@ struct Reply {
     bool denied = false;             // a policy rule's errno (recorded as "denied")
 };
 
+// Virtual inode numbers are hashes (FNV-1a) of what a file is; getdents' d_ino
+// (dents.cpp) and stat's st_ino (fsmeta.cpp) must agree, so both use these.
+constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ULL, kFnvPrime = 0x100000001b3ULL;
+inline uint64_t fnv(std::string_view s, uint64_t h = kFnvOffset) {
+    for (unsigned char c : s) h = (h ^ c) * kFnvPrime;
+    return h;
+}
+// Inode numbers the build sees: 1 .. 2^62, never 0.
+inline uint64_t as_ino(uint64_t h) { return (h & ((uint64_t{1} << 62) - 1)) | 1; }
+
+// The handlers' usual answers: the call returns `v` (`text`: the record's
+// value), or fails with errno `e`.
+inline Reply value(int64_t v, std::string text = {}) {
+    Reply r;
+    r.kind = Reply::Value;
+    r.val = v;
+    r.value = std::move(text);
+    return r;
+}
+inline Reply error(int e) {
+    Reply r;
+    r.kind = Reply::Error;
+    r.error = e;
+    return r;
+}
+
 // What the supervisor does with a notification, given the policy's verdict
 // for it (pure; on_notification() acts on it).
 struct PolicyAnswer {

@@ -41,30 +41,6 @@ namespace hermetic::sandbox::determinism {
 
 namespace {
 
-constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ULL, kFnvPrime = 0x100000001b3ULL;
-
-uint64_t fnv(std::string_view s, uint64_t h = kFnvOffset) {
-    for (unsigned char c : s) h = (h ^ c) * kFnvPrime;
-    return h;
-}
-
-// Inode numbers the build sees: 1 .. 2^62, never 0.
-uint64_t as_ino(uint64_t h) { return (h & ((uint64_t{1} << 62) - 1)) | 1; }
-
-Reply value(int64_t v, std::string text = {}) {
-    Reply r;
-    r.kind = Reply::Value;
-    r.val = v;
-    r.value = std::move(text);
-    return r;
-}
-Reply error(int e) {
-    Reply r;
-    r.kind = Reply::Error;
-    r.error = e;
-    return r;
-}
-
 std::string unescape_mountinfo(const std::string& s) {
     std::string out;
     for (size_t i = 0; i < s.size(); ++i) {

@@ -19,20 +19,6 @@ namespace {
 constexpr unsigned kGrndNonblock = 1, kGrndRandom = 2, kGrndInsecure = 4;
 constexpr size_t kMaxGetrandom = 32 << 20;
 
-Reply value(int64_t v, std::string text = {}) {
-    Reply r;
-    r.kind = Reply::Value;
-    r.val = v;
-    r.value = std::move(text);
-    return r;
-}
-Reply error(int e) {
-    Reply r;
-    r.kind = Reply::Error;
-    r.error = e;
-    return r;
-}
-
 void copy_field(char* dst, const std::string& s) {
     std::memset(dst, 0, 65);
     std::memcpy(dst, s.data(), std::min<size_t>(s.size(), 64));

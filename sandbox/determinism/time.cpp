@@ -39,20 +39,6 @@ int64_t real_now(clockid_t c) {
     return ts.tv_sec * kNs + ts.tv_nsec;
 }
 
-Reply value(int64_t v, std::string text = {}) {
-    Reply r;
-    r.kind = Reply::Value;
-    r.val = v;
-    r.value = std::move(text);
-    return r;
-}
-Reply error(int e) {
-    Reply r;
-    r.kind = Reply::Error;
-    r.error = e;
-    return r;
-}
-
 Reply deferred() {
     Reply r;
     r.kind = Reply::Deferred;  // the caller is gone: nothing to answer
