@@ -25,13 +25,10 @@
 #include "common/sha256.hpp"
 #include "common/sys_error.hpp"
 #include "sandbox/control_channel.hpp"
-#include "sandbox/determinism/determinism.hpp"
-#include "sandbox/determinism/prng.hpp"
 #include "sandbox/determinism/vdso.hpp"
 #include "sandbox/determinism/wire.hpp"
 #include "syscall-policy/determinism_rules.hpp"
 #include "syscall-policy/parser.hpp"
-#include "syscall-policy/policy_json.hpp"
 
 #ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
 #define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
@@ -138,27 +135,10 @@ const char* class_of(int nr) {
     }
 }
 
-namespace {
-
-// Runs once, while the sandbox is prepared, what every job's configure() and
-// first exec would otherwise run cold in this fresh process: OpenSSL's first
-// SHA-256 and ChaCha20 (provider and method lookups) and the policy code's
-// pages. ~6 ms of a job's start here.
-void warm_up() {
-    const policy::Policy p = with_determinism(policy::baseline_policy());
-    (void)sha256_hex(policy::canonical_text(p, {.route_denials_to_supervisor = true}));
-    const policy::PreparedPolicy prepared(policy::policy_from_json(nlohmann::json::parse(policy::policy_to_json(p).dump())));
-    uint8_t bytes[16];
-    stream_bytes(root_key(0), "warm-up", bytes, sizeof bytes);
-}
-
-}  // namespace
-
 Engine::Engine(UniqueFd control, UniqueFd deviations) : control_(std::move(control)), deviations_(std::move(deviations)) {
     hostproc_.reset(::open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!hostproc_) throw_errno("open /proc");
     if (seccomp_notify_alloc(&req_, &resp_) != 0) throw std::runtime_error("seccomp_notify_alloc");
-    warm_up();
 }
 
 void Engine::configure(DeterminismConfig cfg) {
@@ -357,9 +337,17 @@ int Engine::run() noexcept {
             p[n++] = {control_.get(), POLLIN, 0};
             p[n++] = {sigchld_.get(), POLLIN, 0};
             p[n++] = {listener_ ? listener_.get() : -1, POLLIN, 0};
-            p[n++] = {fuse_ ? fuse_.get() : -1, POLLIN, 0};
+            // The served files: from the job's configuration on (init mounts
+            // them after it has the job); until init has mounted them the
+            // device reads as not mounted, so look again every millisecond.
+            const bool serve = configured_ && fuse_ && !fuse_unmounted_;
+            p[n++] = {serve ? fuse_.get() : -1, POLLIN, 0};
             p[n++] = {fanotify_ ? fanotify_.get() : -1, POLLIN, 0};
             int timeout = dev_buf_.empty() ? -1 : static_cast<int>(kDeviationFlushDelay.count());
+            if (fuse_unmounted_) {
+                timeout = timeout < 0 ? 1 : std::min(timeout, 1);
+                fuse_unmounted_ = false;
+            }
             int rc = ::poll(p, static_cast<nfds_t>(n), timeout);
             if (rc < 0) {
                 if (errno == EINTR) continue;

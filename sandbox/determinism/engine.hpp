@@ -291,6 +291,7 @@ public:
     uint64_t permitted_caps_[2] = {0, 0};
     uint64_t lookup_caps_[2] = {0, 0};     // effective set after start(): no CAP_SYS_PTRACE, no DAC caps
     bool fanotify_ready_ = false;          // poll saw events: drain before the next call
+    bool fuse_unmounted_ = false;          // /dev/fuse not mounted yet (EPERM): look again in 1 ms
 
     // Files.
     std::unordered_map<FileKey, FileTimes, FileKeyHash> times_;

@@ -260,6 +260,9 @@ void Engine::on_fuse() {
         if (n < 0) {
             if (errno == EINTR) continue;
             if (errno == ENODEV) fuse_.reset();  // unmounted for good
+            // Not mounted yet: the device polls as an error until init mounts
+            // it; the loop looks again shortly instead of spinning on it.
+            if (errno == EPERM) fuse_unmounted_ = true;
             return;
         }
         if (static_cast<size_t>(n) < sizeof(fuse_in_header)) return;
