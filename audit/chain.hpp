@@ -100,7 +100,6 @@ public:
     [[nodiscard]] const Tally& tally() const { return tally_; }
     [[nodiscard]] uint64_t bytes() const { return bytes_; }
     [[nodiscard]] uint64_t records() const { return seq_; }
-    [[nodiscard]] bool aggregating() const { return aggregating_; }
 
 private:
     struct Slot {

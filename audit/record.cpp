@@ -43,15 +43,6 @@ std::string append_line(std::string& out, std::string_view b, Hasher& hasher) {
     return h;
 }
 
-std::string make_line(const nlohmann::json& body) {
-    // Strings reaching here went through bounded_text, so they are valid UTF-8;
-    // `replace` only guards against a caller that skipped it.
-    Hasher hasher;
-    std::string line;
-    append_line(line, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), hasher);
-    return line;
-}
-
 ParsedLine parse_line(std::string_view line) {
     if (line.size() < kHashEnd + 4 || line.substr(0, kPrefix.size()) != kPrefix || line[kHashEnd] != '"' ||
         line[kHashEnd + 1] != ',')

@@ -55,9 +55,7 @@ struct Event {
     uint64_t count = 1;
 };
 
-// The line for BODY (with the trailing newline). BODY must be a non-empty object.
-std::string make_line(const nlohmann::json& body);
-// The same from BODY's text (a dump of a non-empty object), appended to `out`;
+// The line for BODY's text (a dump of a non-empty object), appended to `out`;
 // `hasher` is reused between calls (it keeps its OpenSSL context). Returns H.
 inline constexpr size_t kLineOverhead = 72;  // line size = body size + 72
 std::string append_line(std::string& out, std::string_view body_text, Hasher& hasher);
