@@ -173,11 +173,13 @@ std::vector<std::string> cmdline_of(pid_t pid) {
     return argv;
 }
 
-// state (field 3), pgrp (field 5) and start time (field 22) of a process.
+// state (field 3), pgrp (field 5), CPU time (utime + stime, fields 14 and 15, in
+// clock ticks) and start time (field 22) of a process.
 struct Stat {
     char state = '?';
     pid_t pgrp = 0;
     uint64_t start = 0;
+    uint64_t cpu_ticks = 0;
 };
 std::optional<Stat> stat_of(pid_t pid) {
     std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
@@ -189,7 +191,7 @@ std::optional<Stat> stat_of(pid_t pid) {
     std::vector<std::string> w;
     for (std::string s; in >> s;) w.push_back(s);
     if (w.size() < 20) return std::nullopt;
-    return Stat{w[0][0], static_cast<pid_t>(std::stol(w[2])), std::stoull(w[19])};
+    return Stat{w[0][0], static_cast<pid_t>(std::stol(w[2])), std::stoull(w[19]), std::stoull(w[11]) + std::stoull(w[12])};
 }
 
 std::vector<pid_t> all_pids() {
@@ -754,6 +756,42 @@ TEST(DaemonLifecycle, SigtermInterruptsWhatOutlivesTheGraceAndWhatWasQueued) {
     EXPECT_NE(j.value("reason", "").find("grace period"), std::string::npos) << j.dump();
     EXPECT_EQ(job_state(d, queued_id), "interrupted");
     EXPECT_EQ(d.ctl({"wait", id}).status, 125);
+}
+
+// ---- prepared sandboxes wait without using the CPU ------------------------------
+
+// The pool keeps sandboxes ready ahead of jobs: a runner, its sandbox init and the
+// determinism supervisor with its /dev/fuse. They must sleep until a job comes
+// (a supervisor once spun on its FUSE device, which polls as an error until init
+// mounts it, burning a CPU per prepared sandbox).
+TEST(DaemonLifecycle, PreparedSandboxesSleepUntilAJobComes) {
+    TestDaemon d(with({"sandbox-pool = 2"}));
+    auto pool_processes = [&] {
+        std::set<pid_t> runners;
+        for (pid_t p : all_pids()) {
+            auto argv = cmdline_of(p);
+            if (argv.size() == 2 && argv[0].ends_with("/hermetic-runner") && argv[1] == std::to_string(d.pid()))
+                runners.insert(p);
+        }
+        std::vector<pid_t> out;
+        for (pid_t p : all_pids())
+            if (auto st = stat_of(p); runners.count(p) || (st && runners.count(st->pgrp))) out.push_back(p);
+        return out;
+    };
+    // Two sandboxes, each a runner, its init and its supervisor.
+    ASSERT_TRUE(eventually([&] { return pool_processes().size() >= 6; })) << pool_processes().size() << "\n" << d.log();
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the last steps of preparing
+    auto ticks = [&] {
+        uint64_t t = 0;
+        for (pid_t p : pool_processes())
+            if (auto st = stat_of(p)) t += st->cpu_ticks;
+        return t;
+    };
+    const uint64_t before = ticks();
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    const uint64_t used = ticks() - before;
+    // A spinning process would use ~2 s of CPU here; a sleeping pool none.
+    EXPECT_LT(used, static_cast<uint64_t>(::sysconf(_SC_CLK_TCK)) / 5) << "ticks of CPU while waiting: " << used;
 }
 
 // ---- 8. protocol versions ------------------------------------------------------------
