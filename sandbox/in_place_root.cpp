@@ -41,19 +41,36 @@ void reclaim_dir(int dir, const std::string& prefix, uid_t build_uid, uid_t owne
     if (depth > 4096) throw SysError("reclaim the input root: too deep", ELOOP);
     UniqueFd dup(::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dup) throw_errno("reclaim the input root: open a directory");
-    DIR* d = ::fdopendir(dup.release());
+    DIR* d = ::fdopendir(dup.get());
     if (!d) throw_errno("reclaim the input root: fdopendir");
+    (void)dup.release();  // closedir() closes it now
     std::vector<std::string> names;
-    while (dirent* e = ::readdir(d))
+    for (;;) {
+        errno = 0;
+        dirent* e = ::readdir(d);
+        if (!e) break;
         if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
+    }
+    const int readdir_errno = errno;
     ::closedir(d);
+    // A short listing would leave entries the build created unreclaimed.
+    if (readdir_errno != 0) throw_errno("reclaim the input root: list '" + prefix + "'", readdir_errno);
     std::sort(names.begin(), names.end());
     for (const auto& n : names) {
         const std::string path = prefix.empty() ? n : prefix + "/" + n;
+        // Pinned, then examined and changed through the descriptor only: the input
+        // root's owner may rename entries while we (root) work, and a chown by name
+        // would then change whatever it put there instead (a hard link to a file of
+        // the host).
+        UniqueFd ent(::openat(dir, n.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+        if (!ent) {
+            if (errno == ENOENT) continue;  // removed meanwhile: nothing to hand over
+            throw_errno("reclaim the input root: open '" + path + "'");
+        }
         struct stat st{};
-        if (::fstatat(dir, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+        if (::fstat(ent.get(), &st) != 0) throw_errno("reclaim the input root: stat '" + path + "'");
         if (st.st_uid == build_uid) {
-            if (::fchownat(dir, n.c_str(), owner_uid, owner_gid, AT_SYMLINK_NOFOLLOW) != 0)
+            if (::fchownat(ent.get(), "", owner_uid, owner_gid, AT_EMPTY_PATH) != 0)
                 throw_errno("reclaim the input root: chown '" + path + "'");
             protocol::OutputEntry e;
             e.path = path;
@@ -62,7 +79,7 @@ void reclaim_dir(int dir, const std::string& prefix, uid_t build_uid, uid_t owne
                 e.type = "dir";
             } else if (S_ISLNK(st.st_mode)) {
                 char buf[4096];
-                ssize_t len = ::readlinkat(dir, n.c_str(), buf, sizeof buf);
+                ssize_t len = ::readlinkat(ent.get(), "", buf, sizeof buf);
                 if (len < 0) throw_errno("reclaim the input root: readlink '" + path + "'");
                 e.type = "symlink";
                 e.target = std::string(buf, static_cast<size_t>(len));
@@ -71,15 +88,25 @@ void reclaim_dir(int dir, const std::string& prefix, uid_t build_uid, uid_t owne
             } else if (S_ISREG(st.st_mode)) {
                 e.type = "file";
                 e.size = static_cast<uint64_t>(st.st_size);
-                UniqueFd f(::openat(dir, n.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+                // An O_PATH descriptor can't be read: reopened by name, and then it
+                // must still be the file just chowned. O_NONBLOCK: a fifo swapped in
+                // meanwhile must not block the runner in open().
+                UniqueFd f(::openat(dir, n.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
                 if (!f) throw_errno("input root: open '" + path + "'");
+                struct stat now{};
+                if (::fstat(f.get(), &now) != 0) throw_errno("input root: stat '" + path + "'");
+                if (now.st_dev != st.st_dev || now.st_ino != st.st_ino)
+                    throw SysError("input root: '" + path + "' was replaced while being reclaimed", EAGAIN);
                 e.sha256 = sha256_hex_of_fd(f.get(), "input root: read '" + path + "'");
             }
             if (!e.type.empty()) out.push_back(std::move(e));  // fifos, sockets: chowned, not outputs
         }
         if (S_ISDIR(st.st_mode)) {
-            UniqueFd sub(::openat(dir, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-            if (!sub) continue;  // replaced meanwhile by something else: not ours to follow
+            // Through the pinned directory, never its name: a symlink swapped in
+            // meanwhile can't take us out of the input root.
+            UniqueFd sub(::openat(ent.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            if (!sub) throw_errno("reclaim the input root: open '" + path + "'");
+            ent.reset();  // one descriptor per level while descending
             reclaim_dir(sub.get(), path, build_uid, owner_uid, owner_gid, depth + 1, out);
         }
     }
