@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>  // renameat2
 #include <string>
 #include <vector>
 
@@ -37,10 +39,23 @@ std::vector<std::string> listing(int dirfd, std::vector<std::string>* dirs) {
     return names;
 }
 
+// A name for the entry in transit that is none of the directory's own: renaming
+// onto an existing entry would replace (delete) it.
+std::string temp_name(const std::vector<std::string>& names) {
+    std::string t = kTemp;
+    while (std::find(names.begin(), names.end(), t) != names.end()) t += '_';
+    return t;
+}
+
 void rename_in_order(int dirfd, const std::vector<std::string>& names) {
+    const std::string temp = temp_name(names);
     for (const auto& n : names) {
-        if (::renameat(dirfd, n.c_str(), dirfd, kTemp) != 0) throw_errno("perturb: rename " + n);
-        if (::renameat(dirfd, kTemp, dirfd, n.c_str()) != 0) throw_errno("perturb: rename back " + n);
+        // RENAME_NOREPLACE: should the temporary name exist after all, fail rather
+        // than lose what is there.
+        if (::renameat2(dirfd, n.c_str(), dirfd, temp.c_str(), RENAME_NOREPLACE) != 0)
+            throw_errno("perturb: rename " + n);
+        if (::renameat2(dirfd, temp.c_str(), dirfd, n.c_str(), RENAME_NOREPLACE) != 0)
+            throw_errno("perturb: rename back " + n);
     }
 }
 

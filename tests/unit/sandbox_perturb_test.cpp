@@ -10,6 +10,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -52,6 +53,22 @@ TEST(Perturb, ReversesTheListingOrderOfEveryDirectoryOnTmpfs) {
     std::ifstream(root + "/gamma") >> content;
     EXPECT_EQ(content, "gamma");
     EXPECT_EQ(::system(("rm -rf " + root).c_str()), 0);
+}
+
+// The source may hold an entry with the name the reversal parks entries under
+// while renaming: it must survive with its content, and so must the others.
+TEST(Perturb, KeepsAnEntryNamedLikeItsTemporaryName) {
+    test::TempDir root("hermetic-perturb");
+    const std::vector<std::string> names = {".hermetic-perturb", ".hermetic-perturb_", "a", "b"};
+    for (const auto& n : names) test::write_file(root / n, "content of " + n);
+    {
+        UniqueFd fd(::open(root.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        ASSERT_NO_THROW(reverse_directory_order(fd.get()));
+    }
+    std::vector<std::string> after = listing(root.path());
+    std::sort(after.begin(), after.end());
+    EXPECT_EQ(after, names);
+    for (const auto& n : names) EXPECT_EQ(test::read_file(root / n), "content of " + n) << n;
 }
 
 }  // namespace
