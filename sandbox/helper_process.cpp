@@ -34,9 +34,12 @@ std::string kind_of(const TreeError& e) {
     int code = 0;
     try {
         become();
-        // Changing credentials cleared the parent-death signal: set it again, and
-        // leave if the parent already went in between.
+        // Changing credentials cleared the parent-death signal and reset the dumpable
+        // flag to fs.suid_dumpable (not 0 on every host): set both again, and leave
+        // if the parent already went in between. A dumpable helper could be ptraced
+        // by the identity it just became.
         if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) throw_errno("prctl(PR_SET_PDEATHSIG)");
+        if (::prctl(PR_SET_DUMPABLE, 0) != 0) throw_errno("prctl(PR_SET_DUMPABLE)");
         if (::getppid() != parent) ::_exit(3);
         out = {{"ok", true}, {"value", body()}};
     } catch (const TreeError& e) {
