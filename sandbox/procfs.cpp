@@ -20,7 +20,13 @@ constexpr const char* kMasked[] = {"kcore",         "keys",       "key-users", "
                                    "kpageflags",    "kpagecgroup", "vmallocinfo", "config.gz", "acpi",
                                    "scsi",          "asound",     "driver",    "dynamic_debug", "pressure"};
 
-bool lstat_at(const std::string& path, struct stat& st) { return ::lstat(path.c_str(), &st) == 0; }
+// False only if the kernel has no such file; any other failure is not a reason
+// to leave a knob writable or a file unmasked.
+bool present(const std::string& path, struct stat& st) {
+    if (::lstat(path.c_str(), &st) == 0) return true;
+    if (errno == ENOENT) return false;
+    throw_errno("stat " + path);
+}
 
 }  // namespace
 
@@ -30,13 +36,13 @@ void setup_proc(int null_fd) {
     for (const char* name : kReadOnly) {
         std::string p = std::string("proc/") + name;
         struct stat st{};
-        if (!lstat_at(p, st)) continue;
+        if (!present(p, st)) continue;
         bind_readonly(p, p);
     }
     for (const char* name : kMasked) {
         std::string p = std::string("proc/") + name;
         struct stat st{};
-        if (!lstat_at(p, st)) continue;
+        if (!present(p, st)) continue;
         if (S_ISDIR(st.st_mode)) {
             mount_tmpfs(p, 4096, 0555, MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY);
         } else {

@@ -165,7 +165,13 @@ void setup_etc(const SandboxConfig& config) {
     write_new_file(empty_file, "", 0);
     for (const auto& name : config.etc_masks) {
         std::string target = "etc/" + name;
-        if (::lstat(target.c_str(), &st) != 0) continue;
+        if (::lstat(target.c_str(), &st) != 0) {
+            // Absent, below a non-directory, or below a directory we can't search
+            // (inner root searches whatever the build can): nothing the build could
+            // reach. Any other failure must not leave a secret visible.
+            if (errno == ENOENT || errno == ENOTDIR || errno == EACCES) continue;
+            throw_errno("stat /" + target + " (to mask it)");
+        }
         if (S_ISLNK(st.st_mode)) continue;  // mount would follow it out of /etc
         if (S_ISDIR(st.st_mode)) {
             mount_tmpfs(target, 4096, 0755, MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY);
