@@ -19,13 +19,18 @@ struct CapFree {
 };
 using CapPtr = std::unique_ptr<std::remove_pointer_t<cap_t>, CapFree>;
 
+// Every capability number the kernel's 64-bit sets can hold, not just those up
+// to this build's CAP_LAST_CAP: a newer kernel's own must go too. Numbers the
+// running kernel doesn't have answer EINVAL (drop) or -1 (query).
+constexpr cap_value_t kCapBits = 64;
+
 void verify_all_clear() {
     CapPtr now(cap_get_proc());
     if (!now) throw_errno("capabilities: cap_get_proc");
     CapPtr empty(cap_init());
     if (!empty) throw_errno("capabilities: cap_init");
     if (cap_compare(now.get(), empty.get()) != 0) throw SysError("capabilities: a set is not empty after dropping", EPERM);
-    for (cap_value_t c = 0; c <= CAP_LAST_CAP; ++c) {
+    for (cap_value_t c = 0; c < kCapBits; ++c) {
         if (cap_get_bound(c) > 0) throw SysError("capabilities: bounding set not empty", EPERM);
         if (cap_get_ambient(c) > 0) throw SysError("capabilities: ambient set not empty", EPERM);
     }
@@ -35,7 +40,7 @@ void verify_all_clear() {
 
 void drop_to_build_user() {
     // The bounding set can only shrink while we still hold CAP_SETPCAP.
-    for (cap_value_t c = 0; c <= CAP_LAST_CAP; ++c) {
+    for (cap_value_t c = 0; c < kCapBits; ++c) {
         if (cap_drop_bound(c) != 0 && errno != EINVAL) throw_errno("capabilities: drop bounding set");
     }
     if (cap_reset_ambient() != 0) throw_errno("capabilities: reset ambient set");
