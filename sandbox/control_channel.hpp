@@ -30,6 +30,6 @@ SocketPair make_socketpair();
 
 void send_control(int fd, const nlohmann::json& body, std::span<const int> fds = {});
 // nullopt on a clean EOF; throws SysError on a broken or oversized message.
-std::optional<ControlMessage> receive_control(int fd, size_t max = kMaxControlMessage);
+[[nodiscard]] std::optional<ControlMessage> receive_control(int fd, size_t max = kMaxControlMessage);
 
 }  // namespace hermetic::sandbox

@@ -37,7 +37,7 @@ public:
     ~HelperProcess();  // kills and reaps a helper still running
 
     // Reads the result and reaps the child. Past the deadline the helper is killed.
-    HelperResult wait(std::optional<std::chrono::steady_clock::time_point> deadline = {});
+    [[nodiscard]] HelperResult wait(std::optional<std::chrono::steady_clock::time_point> deadline = {});
     void kill() noexcept;
     [[nodiscard]] pid_t pid() const { return pid_; }
     [[nodiscard]] bool running() const { return pid_ > 0; }

@@ -24,7 +24,7 @@
 namespace hermetic::sandbox {
 
 // A detached, nosuid, nodev clone of the directory `dirfd`. Throws SysError.
-UniqueFd clone_input_root(int dirfd);
+[[nodiscard]] UniqueFd clone_input_root(int dirfd);
 
 // The input root's hermetic-tree/1 digest (audit/identity.hpp) as the build
 // gets it: the evidence's source digest. Symlinks are not followed; special
@@ -39,6 +39,6 @@ void attach_input_root(int tree, const char* target);
 // never followed, nor directories the build made unreadable left unvisited
 // (root reads them). Returns those entries, hashed: the job's outputs (paths
 // relative to the input root). Throws SysError.
-std::vector<protocol::OutputEntry> reclaim_input_root(int dirfd, uid_t build_uid, uid_t owner_uid, gid_t owner_gid);
+[[nodiscard]] std::vector<protocol::OutputEntry> reclaim_input_root(int dirfd, uid_t build_uid, uid_t owner_uid, gid_t owner_gid);
 
 }  // namespace hermetic::sandbox

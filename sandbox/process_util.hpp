@@ -21,7 +21,7 @@ void ensure_stdio_open();
 void harden_child_process();
 
 // Blocks until `pid` exits and returns its wait status. EINTR-safe.
-int wait_for(pid_t pid);
+[[nodiscard]] int wait_for(pid_t pid);
 
 // The status of a process as the contract's exit code: 0..255 or 128+signal.
 int exit_status_of(int wait_status);

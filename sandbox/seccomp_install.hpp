@@ -25,6 +25,6 @@ namespace hermetic::sandbox {
 // failure throws SysError; a failure after the first load leaves the earlier
 // filters in place (the process should exit: it is neither sandboxed as asked
 // nor free).
-UniqueFd install_filters(const policy::CompiledPolicy& compiled);
+[[nodiscard]] UniqueFd install_filters(const policy::CompiledPolicy& compiled);
 
 }  // namespace hermetic::sandbox
