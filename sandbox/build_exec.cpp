@@ -1,10 +1,12 @@
 #include "sandbox/build_exec.hpp"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -44,6 +46,23 @@ std::string env_value(const std::vector<std::string>& env, const std::string& ke
     return {};
 }
 
+// The working directory (in place: a path in the input root the runner
+// checked) is resolved beneath /build and through no symlink, as the runner
+// resolved it: the input root's owner may have swapped a component for a
+// symlink since, and this process is still inner root.
+void chdir_beneath_build(const std::string& workdir) {
+    UniqueFd build(::open("/build", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!build) throw_errno("open /build");
+    open_how how{};
+    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    const char* rel = workdir.empty() ? "." : workdir.c_str();
+    const std::string shown = workdir.empty() ? std::string("/build") : "/build/" + workdir;
+    UniqueFd dir(static_cast<int>(::syscall(SYS_openat2, build.get(), rel, &how, sizeof how)));
+    if (!dir) throw_errno("working directory " + shown);
+    if (::fchdir(dir.get()) != 0) throw_errno("chdir " + shown);
+}
+
 void setup_process(BuildExec& b) {
     if (::setsid() < 0) throw_errno("setsid");
     // Lift every descriptor we still need above 2 first, so that filling 0..2 can't
@@ -64,8 +83,7 @@ void setup_process(BuildExec& b) {
     std::vector<int> keep = {0, 1, 2, b.exec_error_fd};
     if (b.handoff_fd >= 0) keep.push_back(b.handoff_fd);
     close_fds_except(keep);
-    const std::string cwd = b.workdir.empty() ? std::string("/build") : "/build/" + b.workdir;
-    if (::chdir(cwd.c_str()) != 0) throw_errno("chdir " + cwd);
+    chdir_beneath_build(b.workdir);
     ::umask(022);
     set_rlimit(RLIMIT_CORE, 0, "RLIMIT_CORE");
     set_rlimit(RLIMIT_NOFILE, b.config->nofile_limit, "RLIMIT_NOFILE");
