@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -153,6 +154,12 @@ void RunnerProcess::run(const sandbox::RunSpec& spec, sandbox::RunFds fds) {
     std::vector<int> pass = {fds.stdout_w.get(), fds.stderr_w.get(), fds.deviations_w.get(), fds.src_dir.get()};
     if (spec.has_out) pass.push_back(fds.out_dir.get());
     sandbox::send_control(control_.get(), json{{"run", spec}}, pass);
+}
+
+void RunnerProcess::set_nice(int nice) const noexcept {
+    // PRIO_PGRP: the runner leads its own group (POSIX_SPAWN_SETPGROUP), and all
+    // of its sandbox's processes are in it; processes forked later inherit it.
+    if (pid_ > 0) (void)::setpriority(PRIO_PGRP, static_cast<id_t>(pid_), nice);
 }
 
 void RunnerProcess::cancel() const noexcept {

@@ -33,6 +33,10 @@ public:
     void run(const sandbox::RunSpec& spec, sandbox::RunFds fds);
     [[nodiscard]] int control_fd() const { return control_.get(); }
     [[nodiscard]] pid_t pid() const { return pid_; }
+    // The scheduling priority (nice value) of the runner and everything of its
+    // sandbox (its process group: init, supervisor, helpers). Best effort: a
+    // runner that is gone has no priority to set.
+    void set_nice(int nice) const noexcept;
     // Asks the runner to cancel (it tears the sandbox down and reports Cancelled).
     void cancel() const noexcept;
     // Reads the outcome (control_fd is readable) and reaps the runner. Never throws:

@@ -11,6 +11,10 @@ namespace hermetic::daemon {
 
 namespace {
 constexpr auto kPrepareTimeout = std::chrono::seconds(30);
+// The pool refills while jobs run: at the lowest priority, so that on a busy
+// host (or one with few CPUs) the next job's preparation takes only what the
+// running jobs leave. A job's sandbox runs at the normal priority.
+constexpr int kBackgroundNice = 19, kJobNice = 0;
 }
 
 std::string new_sandbox_id() {
@@ -40,7 +44,7 @@ size_t SandboxPool::ready() const {
     return ready_.size();
 }
 
-PreparedSandbox SandboxPool::prepare() {
+PreparedSandbox SandboxPool::prepare(Priority priority) {
     PreparedSandbox sb;
     sb.sandbox_id = new_sandbox_id();
     auto lease = ids_.acquire();
@@ -52,6 +56,7 @@ PreparedSandbox SandboxPool::prepare() {
     prep.config = config_.sandbox;
     prep.default_limits = {config_.default_memory, config_.pids_max, config_.cpu_limit};
     sb.runner = RunnerProcess::spawn(runner_path_, prep, netns_.take());
+    if (priority == Priority::Background) sb.runner.set_nice(kBackgroundNice);
     sb.record = RunnerRecord::create(config_.state_dir + "/runners", sb.sandbox_id, sb.runner.pid());
     sb.phase_ms = sb.runner.wait_ready(kPrepareTimeout);
     return sb;
@@ -64,12 +69,15 @@ PreparedSandbox SandboxPool::take() {
             PreparedSandbox sb = std::move(ready_.front());
             ready_.pop_front();
             cv_.notify_all();
-            if (sb.runner.still_ready()) return sb;
+            if (sb.runner.still_ready()) {
+                sb.runner.set_nice(kJobNice);
+                return sb;
+            }
             spdlog::warn("prepared sandbox {} died while waiting; discarding it", sb.sandbox_id);
         }
     }
     cv_.notify_all();
-    return prepare();
+    return prepare(Priority::Job);
 }
 
 void SandboxPool::refill_loop() {
@@ -83,7 +91,7 @@ void SandboxPool::refill_loop() {
         }
         lock.unlock();
         try {
-            PreparedSandbox sb = prepare();
+            PreparedSandbox sb = prepare(Priority::Background);
             failures = 0;
             lock.lock();
             ready_.push_back(std::move(sb));

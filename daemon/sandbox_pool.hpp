@@ -42,7 +42,8 @@ public:
     [[nodiscard]] size_t ready() const;
 
 private:
-    PreparedSandbox prepare();
+    enum class Priority { Job, Background };
+    PreparedSandbox prepare(Priority priority);
     void refill_loop();
 
     const DaemonConfig& config_;

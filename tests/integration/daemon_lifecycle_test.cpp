@@ -174,12 +174,13 @@ std::vector<std::string> cmdline_of(pid_t pid) {
 }
 
 // state (field 3), pgrp (field 5), CPU time (utime + stime, fields 14 and 15, in
-// clock ticks) and start time (field 22) of a process.
+// clock ticks), nice value (field 19) and start time (field 22) of a process.
 struct Stat {
     char state = '?';
     pid_t pgrp = 0;
     uint64_t start = 0;
     uint64_t cpu_ticks = 0;
+    int nice = 0;
 };
 std::optional<Stat> stat_of(pid_t pid) {
     std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
@@ -191,7 +192,8 @@ std::optional<Stat> stat_of(pid_t pid) {
     std::vector<std::string> w;
     for (std::string s; in >> s;) w.push_back(s);
     if (w.size() < 20) return std::nullopt;
-    return Stat{w[0][0], static_cast<pid_t>(std::stol(w[2])), std::stoull(w[19]), std::stoull(w[11]) + std::stoull(w[12])};
+    return Stat{w[0][0], static_cast<pid_t>(std::stol(w[2])), std::stoull(w[19]), std::stoull(w[11]) + std::stoull(w[12]),
+                std::stoi(w[16])};
 }
 
 std::vector<pid_t> all_pids() {
@@ -764,20 +766,24 @@ TEST(DaemonLifecycle, SigtermInterruptsWhatOutlivesTheGraceAndWhatWasQueued) {
 // determinism supervisor with its /dev/fuse. They must sleep until a job comes
 // (a supervisor once spun on its FUSE device, which polls as an error until init
 // mounts it, burning a CPU per prepared sandbox).
+// Every process of the daemon's prepared (or running) sandboxes: the runners
+// and the members of their process groups.
+std::vector<pid_t> pool_processes(const TestDaemon& d) {
+    std::set<pid_t> runners;
+    for (pid_t p : all_pids()) {
+        auto argv = cmdline_of(p);
+        if (argv.size() == 2 && argv[0].ends_with("/hermetic-runner") && argv[1] == std::to_string(d.pid()))
+            runners.insert(p);
+    }
+    std::vector<pid_t> out;
+    for (pid_t p : all_pids())
+        if (auto st = stat_of(p); runners.count(p) || (st && runners.count(st->pgrp))) out.push_back(p);
+    return out;
+}
+
 TEST(DaemonLifecycle, PreparedSandboxesSleepUntilAJobComes) {
     TestDaemon d(with({"sandbox-pool = 2"}));
-    auto pool_processes = [&] {
-        std::set<pid_t> runners;
-        for (pid_t p : all_pids()) {
-            auto argv = cmdline_of(p);
-            if (argv.size() == 2 && argv[0].ends_with("/hermetic-runner") && argv[1] == std::to_string(d.pid()))
-                runners.insert(p);
-        }
-        std::vector<pid_t> out;
-        for (pid_t p : all_pids())
-            if (auto st = stat_of(p); runners.count(p) || (st && runners.count(st->pgrp))) out.push_back(p);
-        return out;
-    };
+    auto pool_processes = [&] { return ::pool_processes(d); };
     // Two sandboxes, each a runner, its init and its supervisor.
     ASSERT_TRUE(eventually([&] { return pool_processes().size() >= 6; })) << pool_processes().size() << "\n" << d.log();
     std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the last steps of preparing
@@ -792,6 +798,25 @@ TEST(DaemonLifecycle, PreparedSandboxesSleepUntilAJobComes) {
     const uint64_t used = ticks() - before;
     // A spinning process would use ~2 s of CPU here; a sleeping pool none.
     EXPECT_LT(used, static_cast<uint64_t>(::sysconf(_SC_CLK_TCK)) / 5) << "ticks of CPU while waiting: " << used;
+}
+
+// The pool prepares sandboxes while jobs run, at the lowest priority: on a
+// busy host the next job's preparation takes only what running jobs leave. The
+// sandbox a job takes, and so the build, runs at the normal priority.
+TEST(DaemonLifecycle, ThePoolPreparesInTheBackgroundAndJobsRunAtNormalPriority) {
+    TestDaemon d(with({"sandbox-pool = 2"}));
+    ASSERT_TRUE(eventually([&] { return pool_processes(d).size() >= 6; })) << d.log();
+    for (pid_t p : pool_processes(d)) {
+        auto st = stat_of(p);
+        if (st) {
+            EXPECT_EQ(st->nice, 19) << p << " " << cmdline_of(p).front();
+        }
+    }
+    Source src;
+    // getpriority(2) itself: nice(1) prints it.
+    auto r = d.run(src.path(), {"nice"}, {}, user_a());
+    ASSERT_EQ(r.status, 0) << r.describe();
+    EXPECT_EQ(r.out, "0\n");
 }
 
 // ---- 8. protocol versions ------------------------------------------------------------
