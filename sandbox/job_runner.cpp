@@ -19,6 +19,7 @@
 #include <dirent.h>
 
 #include "common/io.hpp"
+#include "common/sha256.hpp"
 #include "common/sys_error.hpp"
 #include "audit/identity.hpp"
 #include "sandbox/helper_process.hpp"
@@ -181,6 +182,10 @@ public:
         // and the served files' /dev/fuse opened in init's user namespace.
         // A job whose policy needs no supervisor just lets it go.
         t = Clock::now();
+        // OpenSSL's first digest loads its configuration and providers (~2 ms):
+        // done here, ahead of the job, it is done once for this runner and the
+        // supervisor forked next, instead of on the job's path in each.
+        (void)sha256_hex("");
         sup_.emplace();
         cgroup_->attach(sup_->pid());
         served_fuse_ = sup_->open_served_files(init_pid_);
@@ -295,6 +300,14 @@ private:
         UniqueFd handoff_b;
         if (needs_supervisor()) {
             if (!sup_) throw std::runtime_error("no determinism supervisor was prepared");
+            // Before the job goes to init: init's first step mounts the served
+            // files, which the supervisor answers only once configured, and
+            // preparing the job's policy is the supervisor's longest step.
+            // Sent first, it runs while init gets its job and starts.
+            auto ts = Clock::now();
+            devsink_.emplace(fds_.deviations_w.get());
+            sup_->configure(determinism_config(), *devsink_);
+            out_.phase_ms["supervisor"] = ms_since(ts);
             SocketPair handoff = make_socketpair();
             handoff_ = std::move(handoff.a);
             handoff_b = std::move(handoff.b);
@@ -305,15 +318,6 @@ private:
             sup_.reset();  // nothing to answer: the prepared supervisor goes
         }
         send_control(init_.get(), {{"job", job}}, pass);
-        if (handoff_) {
-            // After the job went to init: the supervisor answers init's mount
-            // of the served files first, then prepares the job's policy while
-            // init goes on with the sandbox's set-up.
-            auto ts = Clock::now();
-            devsink_.emplace(fds_.deviations_w.get());
-            sup_->configure(determinism_config(), *devsink_);
-            out_.phase_ms["supervisor"] = ms_since(ts);
-        }
         input_root.reset();
         served_fuse_.reset();
         handoff_b.reset();
