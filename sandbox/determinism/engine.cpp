@@ -144,23 +144,38 @@ Engine::Engine(UniqueFd control, UniqueFd deviations) : control_(std::move(contr
 void Engine::configure(DeterminismConfig cfg) {
     if (configured_) throw std::runtime_error("configured twice");
     if (!cfg.policy) throw std::runtime_error("no policy in the configuration");
-    if (!cfg.policy_digest.empty()) {
+    // What the served files need (seed, CPUs, epoch) is ready now: init mounts
+    // them as soon as it has the job. The policy is prepared at the first idle
+    // moment (prepare_policy()), before the build can make a call.
+    cfg_ = std::move(cfg);
+    key_ = root_key(cfg_.seed);
+    configured_ = true;
+}
+
+void Engine::prepare_policy() {
+    if (policy_) return;
+    if (!cfg_.policy_digest.empty()) {
         bool attested = false;
         for (bool route : {true, false})
             attested = attested || sha256_hex(policy::canonical_text(
-                                       *cfg.policy, {.route_denials_to_supervisor = route})) == cfg.policy_digest;
-        if (!attested) throw std::runtime_error("the job's policy does not match its digest " + cfg.policy_digest);
+                                       *cfg_.policy, {.route_denials_to_supervisor = route})) == cfg_.policy_digest;
+        if (!attested) throw std::runtime_error("the job's policy does not match its digest " + cfg_.policy_digest);
     }
     // Throws policy::PolicyError for a policy decide() can't use: the job then
     // fails its setup with that reason.
-    policy_ = std::make_shared<const policy::PreparedPolicy>(*cfg.policy);
-    cfg_ = std::move(cfg);
+    policy_ = std::make_shared<const policy::PreparedPolicy>(*cfg_.policy);
     // The clock page serves clock_gettime, gettimeofday and time without a
     // trap: only if the policy virtualizes them all (a policy that logs one
     // gets it run for real, through the patched vDSO's syscall).
     if (!clock_reads_virtualized()) cfg_.in_process_clock = false;
-    key_ = root_key(cfg_.seed);
-    configured_ = true;
+}
+
+void Engine::refuse_configuration(const std::exception& e) {
+    // The runner reads this as start()'s answer; nothing to supervise. The
+    // supervisor stays until told to stop: init may be mounting the served
+    // files, and a FUSE mount whose server left would wait forever.
+    send_control(control_.get(), {{"error", std::string("configuration refused: ") + e.what()}});
+    refused_ = true;
 }
 
 bool Engine::clock_reads_virtualized() const {
@@ -348,10 +363,21 @@ int Engine::run() noexcept {
                 timeout = timeout < 0 ? 1 : std::min(timeout, 1);
                 fuse_unmounted_ = false;
             }
+            const bool policy_pending = configured_ && !policy_ && !refused_;
+            if (policy_pending) timeout = 0;
             int rc = ::poll(p, static_cast<nfds_t>(n), timeout);
             if (rc < 0) {
                 if (errno == EINTR) continue;
                 throw_errno("poll");
+            }
+            if (rc == 0 && policy_pending) {
+                // Nothing to answer (init's FUSE requests came first): now the policy.
+                try {
+                    prepare_policy();
+                } catch (const std::exception& e) {
+                    refuse_configuration(e);
+                }
+                continue;
             }
             // Ptrace stops first: a re-issued call's interrupt stop, a new task's
             // first stop, an exec.
@@ -390,9 +416,7 @@ void Engine::on_control() {
             try {
                 configure(b["configure"].get<DeterminismConfig>());
             } catch (const std::exception& e) {
-                // The runner reads this as start()'s answer; nothing to supervise.
-                send_control(control_.get(), {{"error", std::string("configuration refused: ") + e.what()}});
-                stopping_ = true;
+                refuse_configuration(e);
             }
         } else if (b.contains("open_fuse")) {
             UniqueFd fd = open_fuse_device(b["open_fuse"].get<pid_t>());
@@ -403,6 +427,13 @@ void Engine::on_control() {
             if (!b.value("tsc_traps", true))
                 summary_.unvirtualizable.push_back(
                     "rdtsc/rdtscp: this CPU ignores PR_SET_TSC (the hypervisor does not enforce CR4.TSD): they read the real TSC");
+            if (refused_) return;  // its answer, the refusal, is already queued
+            try {
+                prepare_policy();  // if no idle moment came before the hand-off
+            } catch (const std::exception& e) {
+                refuse_configuration(e);
+                return;
+            }
             start(b["start"].get<pid_t>(), std::move(m->fds[0]));
             send_control(control_.get(), {{"started", true}});
         } else if (b.contains("stop")) {

@@ -264,6 +264,8 @@ public:
 
 private:
     void configure(DeterminismConfig cfg);
+    void prepare_policy();  // checks the attested digest, prepares policy_; throws
+    void refuse_configuration(const std::exception& e);
     void start(pid_t pid, UniqueFd listener);
     void on_control();
     void on_notification();
@@ -283,6 +285,7 @@ public:
     std::map<pid_t, int> early_stops_;  // new tasks that stopped before their creator's event
     pid_t build_pid_ = 0;
     bool configured_ = false, started_ = false, stopping_ = false;
+    bool refused_ = false;  // the configuration was refused (and the runner told)
     Summary summary_;
 
     // Build credentials (host ids) and the id maps, for lookups as the build.
