@@ -60,4 +60,9 @@ void stream_bytes(const StreamKey& key, std::string_view stream_name, void* out,
     p.fill(out, n);
 }
 
+void warm_up_crypto() {
+    uint8_t bytes[16];
+    stream_bytes(root_key(0), "warm-up", bytes, sizeof bytes);
+}
+
 }  // namespace hermetic::sandbox::determinism

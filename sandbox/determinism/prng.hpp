@@ -36,4 +36,8 @@ private:
 // n bytes at the start of a named stream (one-shot: AT_RANDOM, boot_id, ...).
 void stream_bytes(const StreamKey& key, std::string_view stream_name, void* out, size_t n);
 
+// The first SHA-256 and ChaCha20 of a process load OpenSSL's configuration and
+// fetch the algorithms from its provider (~2 ms); this does it ahead of time.
+void warm_up_crypto();
+
 }  // namespace hermetic::sandbox::determinism
