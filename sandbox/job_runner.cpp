@@ -59,8 +59,9 @@ UniqueFd make_timer(std::optional<std::chrono::milliseconds> timeout) {
     if (!fd) throw_errno("timerfd_create");
     if (timeout) {
         itimerspec its{};
-        its.it_value.tv_sec = timeout->count() / 1000;
-        its.it_value.tv_nsec = (timeout->count() % 1000) * 1000000;
+        const auto ms = std::max<std::chrono::milliseconds::rep>(timeout->count(), 0);  // a negative one is due now
+        its.it_value.tv_sec = ms / 1000;
+        its.it_value.tv_nsec = (ms % 1000) * 1000000;
         if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) its.it_value.tv_nsec = 1;
         if (::timerfd_settime(fd.get(), 0, &its, nullptr) != 0) throw_errno("timerfd_settime");
     }

@@ -151,13 +151,19 @@ bool out_is_empty() {
     DIR* d = ::fdopendir(out.release());
     if (!d) throw_errno("open /out");
     bool empty = true;
+    // readdir's end and its failure look alike but for errno: an unreadable
+    // /out must not pass for an empty one (its outputs would be dropped).
+    errno = 0;
     while (dirent* e = ::readdir(d)) {
         if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
             empty = false;
             break;
         }
+        errno = 0;
     }
+    const int err = empty ? errno : 0;
     ::closedir(d);
+    if (err != 0) throw SysError("read /out", err);
     return empty;
 }
 

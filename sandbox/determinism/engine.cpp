@@ -516,8 +516,8 @@ void Engine::start(pid_t pid, UniqueFd listener) {
     if (!root) throw_errno("open the build's root");
     if (::fchdir(root.get()) != 0 || ::chroot(".") != 0 || ::chdir("/") != 0) throw_errno("chroot into the build's root");
     // From now on files are the build's to see: its fsuid/fsgid (no DAC override).
-    (void)::syscall(SYS_setfsgid, build_gid_);
-    (void)::syscall(SYS_setfsuid, build_uid_);
+    set_fsgid(build_gid_);
+    set_fsuid(build_uid_);
     __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
     __user_cap_data_struct data[2]{};
     if (::syscall(SYS_capget, &hdr, data) != 0) throw_errno("capget");
@@ -534,6 +534,21 @@ void Engine::start(pid_t pid, UniqueFd listener) {
         attach(pid);
     }
     started_ = true;
+}
+
+// setfsuid/setfsgid report no error (they return the previous id): whether the
+// switch took is seen by asking again (an invalid id changes nothing and
+// returns the current one). A supervisor left with the wrong filesystem
+// identity would look files up with privileges the build does not have.
+void set_fsuid(uint32_t uid) {
+    (void)::syscall(SYS_setfsuid, uid);
+    if (static_cast<uint32_t>(::syscall(SYS_setfsuid, static_cast<uint32_t>(-1))) != uid)
+        throw SysError("setfsuid(" + std::to_string(uid) + ")", EPERM);
+}
+void set_fsgid(uint32_t gid) {
+    (void)::syscall(SYS_setfsgid, gid);
+    if (static_cast<uint32_t>(::syscall(SYS_setfsgid, static_cast<uint32_t>(-1))) != gid)
+        throw SysError("setfsgid(" + std::to_string(gid) + ")", EPERM);
 }
 
 void Engine::check_host_sources() {

@@ -175,6 +175,11 @@ struct PolicyAnswer {
 // `name`: the syscall's name on `arch` ("socket", "socketcall", ...).
 PolicyAnswer answer_for(const policy::Action& verdict, policy::Arch arch, std::string_view name);
 
+// The supervisor's filesystem identity (setfsuid/setfsgid, checked: throws
+// SysError if the id is not in effect afterwards).
+void set_fsuid(uint32_t uid);
+void set_fsgid(uint32_t gid);
+
 // The configuration as the runner sends it to the supervisor ("configure").
 void to_json(nlohmann::json& j, const DeterminismConfig& c);
 void from_json(const nlohmann::json& j, DeterminismConfig& c);

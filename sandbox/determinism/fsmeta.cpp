@@ -393,11 +393,11 @@ void Engine::drain_fanotify() {
                             auto mfd = mount_fds_.find(dir_dev);
                             if (mfd != mount_fds_.end() && !dir_handle.empty()) {
                                 // Needs CAP_DAC_READ_SEARCH, which only fsuid 0 has.
-                                (void)::syscall(SYS_setfsuid, 0);
+                                set_fsuid(0);
                                 UniqueFd dfd(::open_by_handle_at(mfd->second.get(),
                                                                  reinterpret_cast<file_handle*>(dir_handle.data()),
                                                                  O_PATH | O_CLOEXEC));
-                                (void)::syscall(SYS_setfsuid, build_uid_);
+                                set_fsuid(build_uid_);
                                 if (dfd) dv = vino_for(*dir, fd_path(dfd.get()));
                             }
                         }
