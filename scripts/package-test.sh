@@ -76,7 +76,8 @@ step "control data"
 depends=$(dpkg-deb -f "$deb" Depends)
 echo "Depends: $depends"
 dep_names=$(sed 's/ *([^)]*)//g; s/, */\n/g' <<<"$depends")
-for d in adduser libc6 libseccomp2 libcap2 libssl3 libsqlite3-0 libsystemd0 libstdc++6; do
+# (libcap: only hermetic-runner uses it, linked statically; HERMETIC_STATIC_DEPS.)
+for d in adduser libc6 libseccomp2 libssl3 libsqlite3-0 libsystemd0 libstdc++6; do
   grep -qxF "$d" <<<"$dep_names" || fail "Depends lacks $d (shlibdeps)"
 done
 mkdir "$tmp/control"
@@ -144,6 +145,14 @@ dpkg -x "$deb" "$root"
 for b in usr/sbin/hermeticd usr/bin/hermeticctl usr/libexec/hermetic/hermetic-runner; do
   [[ -x $root/$b && $(stat -c %u "$root/$b") == 0 ]] || fail "$b is not an executable owned by root"
   ldd "$root/$b" | grep -q "not found" && fail "$b: shared libraries not found: $(ldd "$root/$b" | grep 'not found')"
+done
+# hermeticctl starts per command and hermetic-runner per sandbox: binding
+# libcrypto's and libstdc++'s symbols at each start was half of it, so they
+# carry those libraries (HERMETIC_STATIC_DEPS, on by default).
+for b in usr/bin/hermeticctl usr/libexec/hermetic/hermetic-runner; do
+  needed=$(readelf -d "$root/$b" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
+  grep -qE "libcrypto|libstdc\+\+|libboost" <<<"$needed" &&
+    fail "$b loads $needed at every start (configured with HERMETIC_STATIC_DEPS=OFF?)"
 done
 
 # What dpkg-buildflags' hardening gives (CMake option HERMETIC_HARDENING, on by
