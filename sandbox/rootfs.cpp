@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -163,20 +164,41 @@ void setup_etc(const SandboxConfig& config) {
     }
     std::string empty_file = std::string(kStage) + "/empty";
     write_new_file(empty_file, "", 0);
+    // The new root is our working directory: each mask is resolved in it, so a
+    // symlinked directory on the way (etc/ssl -> /usr/lib/ssl) leads to the
+    // new root's copy of its target, where the build will look, not to the
+    // host's (a mount there would miss the new root's own bind of /usr).
+    UniqueFd root(::open(".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root) throw_errno("open the new root");
     for (const auto& name : config.etc_masks) {
         std::string target = "etc/" + name;
-        if (::lstat(target.c_str(), &st) != 0) {
+        open_how how{};
+        how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+        how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+        UniqueFd fd(static_cast<int>(::syscall(SYS_openat2, root.get(), target.c_str(), &how, sizeof how)));
+        if (!fd) {
             // Absent, below a non-directory, or below a directory we can't search
             // (inner root searches whatever the build can): nothing the build could
             // reach. Any other failure must not leave a secret visible.
             if (errno == ENOENT || errno == ENOTDIR || errno == EACCES) continue;
-            throw_errno("stat /" + target + " (to mask it)");
+            throw_errno("open /" + target + " (to mask it)");
         }
-        if (S_ISLNK(st.st_mode)) continue;  // mount would follow it out of /etc
+        if (::fstat(fd.get(), &st) != 0) throw_errno("stat /" + target + " (to mask it)");
+        if (S_ISLNK(st.st_mode)) continue;  // its own target is masked by name, if at all
         if (S_ISDIR(st.st_mode)) {
-            mount_tmpfs(target, 4096, 0755, MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY);
+            // mount(2) follows /proc/self/fd/N to the very directory we opened.
+            mount_tmpfs(fd_path(fd.get()), 4096, 0755, MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY);
         } else {
-            bind_readonly(empty_file, target);
+            // Read-only before it is attached: no path-based remount to aim.
+            UniqueFd tree(static_cast<int>(
+                ::syscall(SYS_open_tree, AT_FDCWD, empty_file.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)));
+            if (!tree) throw_errno("open_tree " + empty_file);
+            mount_attr attr{};
+            attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+            if (::syscall(SYS_mount_setattr, tree.get(), "", AT_EMPTY_PATH, &attr, sizeof attr) != 0)
+                throw_errno("mount_setattr (mask of /" + target + ")");
+            if (::syscall(SYS_move_mount, tree.get(), "", fd.get(), "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
+                throw_errno("mask /" + target);
         }
     }
 }

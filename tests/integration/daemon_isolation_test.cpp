@@ -254,6 +254,45 @@ TEST_F(Isolation, SecretsInEtcAreMasked) {
     EXPECT_EQ(r.out.find("root:x:0:0:root:/root"), std::string::npos) << r.out;
 }
 
+// A mask below a symlinked directory (as /etc/ssl is a link into /usr on some
+// systems): resolved in the sandbox's root, it covers the file the build sees.
+// It once resolved in the host's root, masked the host's path and left the
+// sandbox's own bind of /usr showing the secret.
+TEST(IsolationMasks, AMaskBelowASymlinkedDirectoryHidesTheFile) {
+    const std::string name = "hermetic-test-mask-" + std::to_string(::getpid());
+    const std::string dir = "/usr/share/" + name, link = "/etc/" + name;
+    struct Cleanup {
+        std::string dir, link;
+        ~Cleanup() {
+            ::unlink(link.c_str());
+            ::unlink((dir + "/key").c_str());
+            ::unlink((dir + "/other").c_str());
+            ::rmdir(dir.c_str());
+        }
+    } cleanup{dir, link};
+    ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0) << std::strerror(errno);
+    std::ofstream(dir + "/key") << "SECRET\n";
+    std::ofstream(dir + "/other") << "visible\n";
+    ASSERT_EQ(::chmod((dir + "/key").c_str(), 0644), 0);
+    ASSERT_EQ(::chmod((dir + "/other").c_str(), 0644), 0);
+    ASSERT_EQ(::symlink(dir.c_str(), link.c_str()), 0) << std::strerror(errno);
+
+    TestDaemonOptions o;
+    o.config_lines = {"etc-mask = " + name + "/key"};
+    TestDaemon d(o);
+    TempDir src("hermetic-src");
+    // The mask is an unreadable empty file, like the other masks.
+    auto r = d.run(src.path(),
+                   {"/bin/sh", "-c",
+                    "cat /etc/" + name + "/other; cat /etc/" + name + "/key " + dir + "/key 2>&1; test -s " + dir +
+                        "/key && echo nonempty; true"},
+                   {}, as_test_user());
+    ASSERT_EQ(r.status, 0) << r.describe();
+    EXPECT_EQ(r.out.rfind("visible\n", 0), 0u) << r.describe();
+    EXPECT_EQ(r.out.find("SECRET"), std::string::npos) << r.describe();
+    EXPECT_EQ(r.out.find("nonempty"), std::string::npos) << r.describe();
+}
+
 TEST_F(Isolation, DevContainsExactlyTheAgreedEntries) {
     auto r = sh("ls -A /dev | tr '\\n' ' '");
     ASSERT_EQ(r.status, 0) << r.describe();
