@@ -178,12 +178,11 @@ std::string read_at(int dirfd, const std::string& path, const char* file) {
 }
 
 void write_at(int dirfd, const std::string& path, const char* file, std::string_view value) {
-    UniqueFd fd(retry_eintr([&] { return ::openat(dirfd, file, O_WRONLY | O_CLOEXEC | O_NOCTTY); }));
-    if (!fd) throw_errno("cgroup: open " + path + "/" + file);
-    ssize_t n = retry_eintr([&] { return ::write(fd.get(), value.data(), value.size()); });
-    if (n < 0) throw_errno("cgroup: write '" + std::string(value) + "' to " + path + "/" + file);
-    if (static_cast<size_t>(n) != value.size())
-        throw SysError("cgroup: short write to " + path + "/" + file, EIO);
+    try {
+        write_file_at(dirfd, file, value);
+    } catch (const SysError& e) {
+        throw SysError("cgroup: write '" + std::string(value) + "' to " + path + "/" + file, e.code());
+    }
 }
 
 uint64_t read_u64_at(int dirfd, const std::string& path, const char* file) {

@@ -94,12 +94,13 @@ std::vector<ExtraBind> open_extra_binds(const std::vector<std::string>& paths) {
     for (const auto& p : paths) {
         if (p.empty() || p[0] != '/' || p.find("/../") != std::string::npos || p.ends_with("/.."))
             throw SysError("read-only bind must be an absolute path without '..': " + p, EINVAL);
-        struct stat st{};
-        if (::stat(p.c_str(), &st) != 0) throw_errno("configured read-only bind " + p);
+        // Opened first, then asked what it is: the type is the opened object's.
         ExtraBind b;
+        b.fd.reset(::open(p.c_str(), O_PATH | O_CLOEXEC));
+        struct stat st{};
+        if (!b.fd || ::fstat(b.fd.get(), &st) != 0) throw_errno("configured read-only bind " + p);
         b.target = p.substr(p.find_first_not_of('/'));
         b.is_dir = S_ISDIR(st.st_mode);
-        b.fd = open_path(p);
         out.push_back(std::move(b));
     }
     return out;
