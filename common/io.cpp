@@ -1,5 +1,6 @@
 #include "common/io.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
@@ -91,5 +92,32 @@ void set_nonblocking(int fd, bool on) {
     fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
     check(::fcntl(fd, F_SETFL, fl), "fcntl(F_SETFL)");
 }
+
+std::vector<DirEntry> list_directory(int dirfd, std::string_view what, size_t max_entries) {
+    // A descriptor of our own: fdopendir takes it over, and the offset of
+    // dirfd (shared with its duplicates) stays where it was.
+    UniqueFd own(retry_eintr([&] { return ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); }));
+    if (!own) throw_errno("open directory " + std::string(what));
+    DIR* d = ::fdopendir(own.get());
+    if (!d) throw_errno("open directory " + std::string(what));
+    (void)own.release();  // the DIR* owns it now
+    std::vector<DirEntry> out;
+    int err = 0;
+    while (out.size() < max_entries) {
+        errno = 0;
+        dirent* e = ::readdir(d);
+        if (!e) {
+            err = errno;
+            break;
+        }
+        if (std::string_view n = e->d_name; n == "." || n == "..") continue;
+        out.push_back({e->d_name, e->d_type});
+    }
+    ::closedir(d);
+    if (err != 0) throw SysError("read directory " + std::string(what), err);
+    return out;
+}
+
+bool directory_is_empty(int dirfd, std::string_view what) { return list_directory(dirfd, what, 1).empty(); }
 
 }  // namespace hermetic

@@ -2,9 +2,11 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/unique_fd.hpp"
 
@@ -31,6 +33,19 @@ void write_file_at(int dirfd, const char* path, std::string_view content);
 
 FdPair make_pipe(int flags = 0);
 UniqueFd open_dir(const char* path, int extra_flags = 0);
+
+// The entries of the directory open as dirfd (not "." and ".."), in readdir
+// order, with their d_type (DT_UNKNOWN where the filesystem does not say).
+// dirfd is not consumed. Throws SysError naming `what` on any error: readdir's
+// end and its failure differ only by errno, and a failed listing must not pass
+// for a short one (an empty /out, a source without its files).
+struct DirEntry {
+    std::string name;
+    unsigned char type;
+};
+std::vector<DirEntry> list_directory(int dirfd, std::string_view what, size_t max_entries = SIZE_MAX);
+// Whether the directory open as dirfd has no entry; throws like list_directory.
+[[nodiscard]] bool directory_is_empty(int dirfd, std::string_view what);
 
 // Sets or clears O_NONBLOCK.
 void set_nonblocking(int fd, bool on);

@@ -112,19 +112,11 @@ bool is_limit(const HelperResult& r) { return r.error_kind == "limit" || r.error
 // unreadable descriptor is "not known to be empty": the caller-side helper then
 // reports the precise error.
 bool source_is_empty(int dirfd) {
-    UniqueFd dup(::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dup) return false;
-    DIR* d = ::fdopendir(dup.release());
-    if (!d) return false;
-    bool empty = true;
-    while (dirent* e = ::readdir(d)) {
-        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
-            empty = false;
-            break;
-        }
+    try {
+        return directory_is_empty(dirfd, "the source");
+    } catch (const SysError&) {
+        return false;
     }
-    ::closedir(d);
-    return empty;
 }
 
 class Runner {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/io.hpp"
 #include "common/sys_error.hpp"
 #include "common/unique_fd.hpp"
 
@@ -24,18 +25,11 @@ constexpr int kMaxDepth = 256;
 // The directory's entries in the order the file system lists them, and which
 // of them are directories.
 std::vector<std::string> listing(int dirfd, std::vector<std::string>* dirs) {
-    UniqueFd dup(::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dup) throw_errno("perturb: open directory");
-    DIR* d = ::fdopendir(dup.release());
-    if (!d) throw_errno("perturb: fdopendir");
     std::vector<std::string> names;
-    while (dirent* e = ::readdir(d)) {
-        std::string n = e->d_name;
-        if (n == "." || n == "..") continue;
-        if (dirs && e->d_type == DT_DIR) dirs->push_back(n);
-        names.push_back(std::move(n));
+    for (auto& e : list_directory(dirfd, "(perturb)")) {
+        if (dirs && e.type == DT_DIR) dirs->push_back(e.name);
+        names.push_back(std::move(e.name));
     }
-    ::closedir(d);
     return names;
 }
 

@@ -1,6 +1,5 @@
 #include "sandbox/rootfs.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
@@ -13,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/io.hpp"
 #include "common/sys_error.hpp"
 #include "sandbox/devfs.hpp"
 #include "sandbox/etc_files.hpp"
@@ -45,14 +45,9 @@ std::vector<SystemEntry> collect_system_entries(const SandboxConfig& config) {
     std::string base = config.root_dir ? *config.root_dir : "";
     std::vector<std::string> names;
     if (config.root_dir) {
-        DIR* d = ::opendir(base.c_str());
-        if (!d) throw_errno("open configured root " + base);
-        while (dirent* e = ::readdir(d)) {
-            std::string n = e->d_name;
-            if (n == "." || n == ".." || kProvided.count(n)) continue;
-            names.push_back(n);
-        }
-        ::closedir(d);
+        UniqueFd dir = open_dir(base.c_str());
+        for (auto& e : list_directory(dir.get(), "configured root " + base))
+            if (!kProvided.count(e.name)) names.push_back(std::move(e.name));
         std::sort(names.begin(), names.end());
     } else {
         for (const char* n : kHostSystemEntries) names.emplace_back(n);
@@ -205,18 +200,14 @@ void setup_etc(const SandboxConfig& config) {
 }
 
 void remove_stage() {
-    DIR* d = ::opendir(kStage);
-    if (!d) {
+    UniqueFd stage(::open(kStage, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!stage) {
         if (errno == ENOENT) return;
         throw_errno("open staging dir");
     }
-    std::vector<std::string> names;
-    while (dirent* e = ::readdir(d))
-        if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") names.emplace_back(e->d_name);
-    ::closedir(d);
     // The binds keep their inodes; the names go so the build sees no staging dir.
-    for (const auto& n : names)
-        if (::unlink((std::string(kStage) + "/" + n).c_str()) != 0) throw_errno("remove staged " + n);
+    for (const auto& e : list_directory(stage.get(), "staging dir"))
+        if (::unlinkat(stage.get(), e.name.c_str(), 0) != 0) throw_errno("remove staged " + e.name);
     if (::rmdir(kStage) != 0) throw_errno("remove staging dir");
 }
 

@@ -1,6 +1,5 @@
 #include "sandbox/sandbox_init.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -148,23 +147,8 @@ std::string receive_source(int control, const SandboxConfig& config, const InitJ
 
 bool out_is_empty() {
     UniqueFd out = open_dir("/out", O_NOFOLLOW);
-    DIR* d = ::fdopendir(out.release());
-    if (!d) throw_errno("open /out");
-    bool empty = true;
-    // readdir's end and its failure look alike but for errno: an unreadable
-    // /out must not pass for an empty one (its outputs would be dropped).
-    errno = 0;
-    while (dirent* e = ::readdir(d)) {
-        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
-            empty = false;
-            break;
-        }
-        errno = 0;
-    }
-    const int err = empty ? errno : 0;
-    ::closedir(d);
-    if (err != 0) throw SysError("read /out", err);
-    return empty;
+    // An unreadable /out must not pass for an empty one: its outputs would be dropped.
+    return directory_is_empty(out.get(), "/out");
 }
 
 // Streams /out to the caller-side writer, as the build user; nothing to do for an
