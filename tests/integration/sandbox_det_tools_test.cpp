@@ -60,7 +60,10 @@ std::vector<std::pair<std::string, std::string>> project() {
     // The JVM's main thread reads its clock after start-up, and how many timed
     // waits it made by then depends on its service threads' scheduling (each
     // wait advances the clock by its timeout): README.md "Limits". Its random
-    // bytes are keyed by thread pedigree, so the UUID must match.
+    // bytes are keyed by thread pedigree, so the UUID must match. For the same
+    // reason the jar is made with --date (as reproducible Java builds do): its
+    // entries would carry javac's clock (Hello.class's mtime) and jar's own,
+    // and a loaded CI host once put them a DOS 2-second step apart.
     f.push_back({"Hello.java", "public class Hello { public static void main(String[] a) { System.out.println(\"hi \" + java.util.UUID.randomUUID()); } }\n"});
     return f;
 }
@@ -108,7 +111,7 @@ echo "== java"
 have javac && {
 javac -d /tmp/jc Hello.java && sha256sum /tmp/jc/Hello.class
 java -Xshare:off -cp /tmp/jc Hello
-(cd /tmp/jc && jar cf /tmp/h.jar Hello.class) && sha256sum /tmp/h.jar
+(cd /tmp/jc && jar --date=2023-11-14T22:13:20Z cf /tmp/h.jar Hello.class) && sha256sum /tmp/h.jar
 }
 echo "== done"
 )SH";
