@@ -760,21 +760,9 @@ CgroupVersion for_each_parent(const CgroupConfig& config,
 std::vector<std::string> list_job_cgroups(const CgroupConfig& config) {
     std::set<std::string> names;
     for_each_parent(config, [&](UniqueFd parent, const std::string& path) {
-            UniqueFd dup(::fcntl(parent.get(), F_DUPFD_CLOEXEC, 0));
-            if (!dup) throw_errno("cgroup: dup " + path);
-            std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(dup.get()), ::closedir);
-            if (!dir) throw_errno("cgroup: opendir " + path);
-            (void)dup.release();  // owned by dir now
-            for (;;) {
-                errno = 0;
-                dirent* e = ::readdir(dir.get());
-                if (!e) {
-                    if (errno != 0) throw_errno("cgroup: readdir " + path);
-                    break;
-                }
-                // Only what a job could be named; anything else isn't ours to recover.
-                if (e->d_type == DT_DIR && valid_job_name(e->d_name)) names.insert(e->d_name);
-            }
+            // Only what a job could be named; anything else isn't ours to recover.
+            for (auto& e : list_directory(parent.get(), "cgroup " + path))
+                if (e.type == DT_DIR && valid_job_name(e.name)) names.insert(std::move(e.name));
     });
     return {names.begin(), names.end()};
 }

@@ -1,6 +1,5 @@
 #include "sandbox/in_place_root.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/mount.h>
 #include <sys/stat.h>
@@ -8,11 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <string>
 #include <vector>
 
 #include "audit/identity.hpp"
+#include "common/io.hpp"
 #include "common/sha256.hpp"
 #include "common/sys_error.hpp"
 
@@ -39,22 +38,9 @@ namespace {
 void reclaim_dir(int dir, const std::string& prefix, uid_t build_uid, uid_t owner_uid, gid_t owner_gid, int depth,
                  std::vector<protocol::OutputEntry>& out) {
     if (depth > 4096) throw SysError("reclaim the input root: too deep", ELOOP);
-    UniqueFd dup(::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dup) throw_errno("reclaim the input root: open a directory");
-    DIR* d = ::fdopendir(dup.get());
-    if (!d) throw_errno("reclaim the input root: fdopendir");
-    (void)dup.release();  // closedir() closes it now
+    // A short listing would leave entries the build created unreclaimed: list_directory throws instead.
     std::vector<std::string> names;
-    for (;;) {
-        errno = 0;
-        dirent* e = ::readdir(d);
-        if (!e) break;
-        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
-    }
-    const int readdir_errno = errno;
-    ::closedir(d);
-    // A short listing would leave entries the build created unreclaimed.
-    if (readdir_errno != 0) throw_errno("reclaim the input root: list '" + prefix + "'", readdir_errno);
+    for (auto& e : list_directory(dir, "reclaim the input root: '" + prefix + "'")) names.push_back(std::move(e.name));
     std::sort(names.begin(), names.end());
     for (const auto& n : names) {
         const std::string path = prefix.empty() ? n : prefix + "/" + n;
