@@ -170,6 +170,17 @@ void Engine::prepare_policy() {
     if (!clock_reads_virtualized()) cfg_.in_process_clock = false;
 }
 
+bool Engine::policy_ready() {
+    if (refused_) return false;
+    try {
+        prepare_policy();
+    } catch (const std::exception& e) {
+        refuse_configuration(e);
+        return false;
+    }
+    return true;
+}
+
 void Engine::refuse_configuration(const std::exception& e) {
     // The runner reads this as start()'s answer; nothing to supervise. The
     // supervisor stays until told to stop: init may be mounting the served
@@ -372,11 +383,7 @@ int Engine::run() noexcept {
             }
             if (rc == 0 && policy_pending) {
                 // Nothing to answer (init's FUSE requests came first): now the policy.
-                try {
-                    prepare_policy();
-                } catch (const std::exception& e) {
-                    refuse_configuration(e);
-                }
+                (void)policy_ready();
                 continue;
             }
             // Ptrace stops first: a re-issued call's interrupt stop, a new task's
@@ -427,13 +434,8 @@ void Engine::on_control() {
             if (!b.value("tsc_traps", true))
                 summary_.unvirtualizable.push_back(
                     "rdtsc/rdtscp: this CPU ignores PR_SET_TSC (the hypervisor does not enforce CR4.TSD): they read the real TSC");
-            if (refused_) return;  // its answer, the refusal, is already queued
-            try {
-                prepare_policy();  // if no idle moment came before the hand-off
-            } catch (const std::exception& e) {
-                refuse_configuration(e);
-                return;
-            }
+            // If no idle moment came before the hand-off; a refusal is its answer, already queued.
+            if (!policy_ready()) return;
             start(b["start"].get<pid_t>(), std::move(m->fds[0]));
             send_control(control_.get(), {{"started", true}});
         } else if (b.contains("stop")) {

@@ -270,6 +270,8 @@ public:
 private:
     void configure(DeterminismConfig cfg);
     void prepare_policy();  // checks the attested digest, prepares policy_; throws
+    // prepare_policy(), a refusal (sent to the runner) if it throws: false once refused.
+    bool policy_ready();
     void refuse_configuration(const std::exception& e);
     void start(pid_t pid, UniqueFd listener);
     void on_control();
