@@ -762,10 +762,6 @@ TEST(DaemonLifecycle, SigtermInterruptsWhatOutlivesTheGraceAndWhatWasQueued) {
 
 // ---- prepared sandboxes wait without using the CPU ------------------------------
 
-// The pool keeps sandboxes ready ahead of jobs: a runner, its sandbox init and the
-// determinism supervisor with its /dev/fuse. They must sleep until a job comes
-// (a supervisor once spun on its FUSE device, which polls as an error until init
-// mounts it, burning a CPU per prepared sandbox).
 // Every process of the daemon's prepared (or running) sandboxes: the runners
 // and the members of their process groups.
 std::vector<pid_t> pool_processes(const TestDaemon& d) {
@@ -781,6 +777,10 @@ std::vector<pid_t> pool_processes(const TestDaemon& d) {
     return out;
 }
 
+// The pool keeps sandboxes ready ahead of jobs: a runner, its sandbox init and the
+// determinism supervisor with its /dev/fuse. They must sleep until a job comes
+// (a supervisor once spun on its FUSE device, which polls as an error until init
+// mounts it, burning a CPU per prepared sandbox).
 TEST(DaemonLifecycle, PreparedSandboxesSleepUntilAJobComes) {
     TestDaemon d(with({"sandbox-pool = 2"}));
     auto pool_processes = [&] { return ::pool_processes(d); };
