@@ -5,7 +5,8 @@
 #   bench/det_bench.sh [BUILD_DIR]        (root; builds the test target first)
 # Workloads: 10^6 vDSO clock reads, 10^5 getdents of a 1000-entry directory,
 # 10^5 stat, 100 python3 start-ups, a 40-file C build with make -j2.
-# HERMETIC_DET_NO_RECORDS=1 measures without deviation records (counts only).
+# HERMETIC_DET_NO_RECORDS=1 measures without deviation records (counts only);
+# HERMETIC_DET_ONLY=TEXT runs only the workloads whose name contains TEXT.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build-det}
