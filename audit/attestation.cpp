@@ -43,6 +43,7 @@ json build_statement(const ProvenanceInputs& in) {
         {"env", text_list(in.env)},
         {"seed", in.seed ? json(*in.seed) : json(nullptr)},
         {"epoch", in.epoch},
+        {"clock_step_ns", in.clock_step_ns},
         {"limits",
          {{"memory_bytes", in.limits.memory_bytes},
           {"pids_max", in.limits.pids_max},

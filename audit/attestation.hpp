@@ -6,7 +6,8 @@
 //                            under /out, digest.sha256 = content; sorted by name
 //   buildDefinition
 //     buildType            = kBuildType
-//     externalParameters   = command, env, seed, epoch, limits, policy, trace
+//     externalParameters   = command, env, seed, epoch, clock_step_ns, limits,
+//                            policy, trace
 //     internalParameters   = audit_bound
 //     resolvedDependencies = source (hermetic-tree/1 digest), policy (its digest),
 //                            rootfs (hermetic-rootfs/1 digest, annotated)
@@ -56,6 +57,7 @@ struct ProvenanceInputs {
     std::vector<std::string> env;  // "K=V", exactly the build's environment
     std::optional<uint64_t> seed;
     int64_t epoch = 0;
+    int64_t clock_step_ns = 0;     // the logical clock's step (--clock-step)
     BuildLimits limits;
     std::string policy_name;
     std::string policy_digest;     // sha256 hex

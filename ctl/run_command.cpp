@@ -58,6 +58,8 @@ po::options_description run_options(RunOptions& o, std::vector<std::string>& env
         ("epoch", po::value<int64_t>()->notifier([&](int64_t v) { o.request.epoch = v; }),
          "clock start (default: $SOURCE_DATE_EPOCH, else the daemon's)")
         ("cpus", po::value<uint32_t>()->notifier([&](uint32_t v) { o.request.cpus = v; }), "CPU count the build sees")
+        ("clock-step", po::value<int64_t>()->notifier([&](int64_t v) { o.request.clock_step_ns = v; }),
+         "nanoseconds the logical clock advances per read (default: the daemon's)")
         ("timeout", po::value<uint64_t>()->notifier([&](uint64_t v) { o.request.timeout_sec = v; }),
          "seconds before the whole job is killed (exit 124)")
         ("memory", po::value<std::string>()->notifier([&](const std::string& v) { memory = v; }),

@@ -152,6 +152,7 @@ AuditFinish AuditWriter::finish(const JobEvidence& job, const audit::PrivateKey&
         in.env = job.env;
         in.seed = job.seed;
         in.epoch = job.epoch;
+        in.clock_step_ns = job.clock_step_ns;
         in.limits = job.limits;
         in.policy_name = job.policy_name;
         in.policy_digest = job.policy_digest;

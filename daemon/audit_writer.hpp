@@ -44,6 +44,7 @@ struct JobEvidence {
     std::vector<std::string> env;        // the build's whole environment, "K=V"
     std::optional<uint64_t> seed;        // the effective seed (nullopt: none given and none derived)
     int64_t epoch = 0;
+    int64_t clock_step_ns = 0;
     audit::BuildLimits limits;
     std::string policy_name;             // e.g. "build"
     std::string policy_digest;           // sha256 hex (RunSpec::policy_digest)

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "sandbox/determinism/config.hpp"
 #include "sandbox/etc_files.hpp"
 
 namespace hermetic::daemon {
@@ -49,7 +50,7 @@ struct RawOptions {
              gc_interval = 0, shutdown_grace = 0;
     std::string retain_bytes, audit_max_bytes, audit_events;
     double cpu_limit = 0;
-    int64_t default_epoch = 0;
+    int64_t default_epoch = 0, clock_step = 0;
     std::string cgroup_root, cgroup_parent;
     std::string runner_socket, runner_build_dir;
 };
@@ -93,6 +94,7 @@ po::options_description shared_options(RawOptions& r, const DaemonConfig& d) {
         ("log-cap", po::value(&r.log_cap)->default_value(size(d.log_cap_bytes)), "build output stored per job")
         ("max-output", po::value(&r.max_output)->default_value(size(d.max_output_bytes)), "build output per job before it is killed")
         ("default-epoch", po::value(&r.default_epoch)->default_value(d.default_epoch), "clock start without --epoch or SOURCE_DATE_EPOCH")
+        ("clock-step", po::value(&r.clock_step)->default_value(d.default_clock_step_ns), "ns the logical clock advances per read, without --clock-step")
         ("netns-pool", po::value(&r.netns_pool)->default_value(d.netns_pool), "network namespaces prepared ahead")
         ("sandbox-pool", po::value(&r.sandbox_pool)->default_value(d.sandbox_pool), "sandboxes prepared ahead of jobs (0: on demand)")
         ("retain-days", po::value(&r.retain_days)->default_value(d.retain_days), "finished jobs kept at most this many days (0: no age limit)")
@@ -148,6 +150,7 @@ void apply(const RawOptions& r, DaemonConfig& c, const po::variables_map& vm) {
     c.log_cap_bytes = parse_size("log-cap", r.log_cap);
     c.max_output_bytes = parse_size("max-output", r.max_output);
     c.default_epoch = r.default_epoch;
+    c.default_clock_step_ns = r.clock_step;
     c.netns_pool = r.netns_pool;
     c.sandbox_pool = r.sandbox_pool;
     c.retain_days = r.retain_days;
@@ -188,6 +191,8 @@ void validate(const DaemonConfig& c) {
     need(c.sandbox.build_bytes >= (1u << 20) && c.sandbox.out_bytes >= (1u << 20) && c.sandbox.tmp_bytes >= (1u << 20),
          "build-size, out-size, tmp-size: must each be at least 1M");
     need(c.default_epoch >= 0 && c.default_epoch < 253402300800, "default-epoch: must be between 0 and year 9999");
+    need(c.default_clock_step_ns >= 1 && c.default_clock_step_ns <= sandbox::determinism::kMaxClockStepNs,
+         "clock-step: 1..1000000000 (ns)");
     need(c.netns_pool <= 64, "netns-pool: at most 64");
     need(c.sandbox_pool <= 64, "sandbox-pool: at most 64");
     need(c.audit_max_bytes >= (16u << 10), "audit-max-bytes: must be at least 16K");
@@ -336,6 +341,7 @@ std::map<std::string, std::string> option_values(const DaemonConfig& c) {
         {"log-cap", u(c.log_cap_bytes)},
         {"max-output", u(c.max_output_bytes)},
         {"default-epoch", std::to_string(c.default_epoch)},
+        {"clock-step", std::to_string(c.default_clock_step_ns)},
         {"netns-pool", u(c.netns_pool)},
         {"sandbox-pool", u(c.sandbox_pool)},
         {"retain-days", u(c.retain_days)},

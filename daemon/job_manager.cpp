@@ -18,6 +18,7 @@
 #include "daemon/output_log.hpp"
 #include "daemon/runner_process.hpp"
 #include "daemon/runner_registry.hpp"
+#include "sandbox/determinism/config.hpp"
 
 namespace hermetic::daemon {
 
@@ -184,6 +185,9 @@ JobPlan JobManager::plan(const protocol::RunRequest& req, std::vector<UniqueFd>&
     } catch (const protocol::ProtocolError& e) {
         throw SubmitError(kBadRequest, e.what());
     }
+    p.clock_step_ns = req.clock_step_ns.value_or(config_.default_clock_step_ns);
+    if (p.clock_step_ns < 1 || p.clock_step_ns > sandbox::determinism::kMaxClockStepNs)
+        throw SubmitError(kBadRequest, "--clock-step must be between 1 and 1000000000 ns");
     p.cpus_visible = req.cpus.value_or(config_.sandbox.default_cpus_visible);
     uint64_t mem = req.memory_bytes.value_or(config_.default_memory);
     if (mem > config_.max_memory)
@@ -258,6 +262,7 @@ Submitted JobManager::submit_in_place(InPlaceRequest in, const Peer& peer) {
         p.request.env = in.env;
         p.policy = policies_.floor();
         p.epoch = config_.default_epoch;
+        p.clock_step_ns = config_.default_clock_step_ns;
         for (const auto& [k, v] : in.env) p.env.push_back(k + "=" + v);
         p.cpus_visible = config_.sandbox.default_cpus_visible;
         p.limits.memory_bytes = config_.default_memory;
@@ -525,6 +530,7 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
     spec.timeout = job->plan_.timeout;
     spec.cpus_visible = job->plan_.cpus_visible;
     spec.epoch = job->plan_.epoch;
+    spec.clock_step_ns = job->plan_.clock_step_ns;
     spec.filters = job->plan_.policy->compiled.filters;
     spec.policy_digest = job->plan_.policy->digest();
     spec.policy = job->plan_.policy->policy;  // the supervisor decides with it
@@ -656,6 +662,7 @@ std::string JobManager::seal_evidence(const std::shared_ptr<Job>& job, AuditWrit
         ev.env = p.env;
         ev.seed = p.request.seed;
         ev.epoch = p.epoch;
+        ev.clock_step_ns = p.clock_step_ns;
         ev.limits = {p.limits.memory_bytes, p.limits.pids_max, p.limits.cpus, p.cpus_visible,
                      static_cast<uint64_t>(p.timeout.count() / 1000)};
         if (p.policy) {

@@ -114,6 +114,7 @@ void to_json(json& j, const RunRequest& v) {
     put_opt(j, "seed", v.seed);
     put_opt(j, "epoch", v.epoch);
     put_opt(j, "cpus", v.cpus);
+    put_opt(j, "clock_step_ns", v.clock_step_ns);
     put_opt(j, "timeout", v.timeout_sec);
     put_opt(j, "memory", v.memory_bytes);
     put_opt(j, "key", v.key);
@@ -140,6 +141,7 @@ void from_json(const json& j, RunRequest& v) {
     get_opt(j, "seed", v.seed);
     get_opt(j, "epoch", v.epoch);
     get_opt(j, "cpus", v.cpus);
+    get_opt(j, "clock_step_ns", v.clock_step_ns);
     get_opt(j, "timeout", v.timeout_sec);
     get_opt(j, "memory", v.memory_bytes);
     get_opt(j, "key", v.key);

@@ -52,6 +52,9 @@ struct RunRequest {
     std::optional<uint64_t> seed;
     std::optional<int64_t> epoch;
     std::optional<uint32_t> cpus;
+    // --clock-step: how far the logical clock moves per clock read or
+    // virtualized call (ns); absent: the daemon's default.
+    std::optional<int64_t> clock_step_ns;
     std::optional<uint64_t> timeout_sec;
     std::optional<uint64_t> memory_bytes;
     std::optional<std::string> key;

@@ -127,6 +127,7 @@ void to_json(json& j, const RunSpec& v) {
              {"limits", limits_json(v.limits)},
              {"cpus_visible", v.cpus_visible},
              {"epoch", v.epoch},
+             {"clock_step_ns", v.clock_step_ns},
              {"filters", filters},
              {"policy_digest", v.policy_digest},
              {"seed", v.seed},
@@ -155,6 +156,7 @@ void from_json(const json& j, RunSpec& v) {
     if (j.contains("timeout_ms")) v.timeout = std::chrono::milliseconds(j["timeout_ms"].get<int64_t>());
     v.cpus_visible = j.at("cpus_visible").get<uint32_t>();
     v.epoch = j.at("epoch").get<int64_t>();
+    v.clock_step_ns = j.at("clock_step_ns").get<int64_t>();
     v.filters = filters_from_json(j.at("filters"));
     v.policy_digest = j.value("policy_digest", "");
     v.seed = j.value("seed", uint64_t{0});

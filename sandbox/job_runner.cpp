@@ -338,6 +338,7 @@ private:
         c.policy_digest = spec_.policy_digest;
         c.seed = spec_.seed;
         c.epoch = spec_.epoch;
+        c.clock_step_ns = spec_.clock_step_ns;
         c.cpus = spec_.cpus_visible;
         c.trace = spec_.trace;
         c.record_deviations = spec_.record_events;

@@ -15,6 +15,11 @@ namespace hermetic::sandbox::determinism {
 // (2000-01-01T00:00:00Z: after zip's 1980 floor, well before any real build).
 inline constexpr int64_t kDefaultEpoch = 946684800;
 
+// The logical clock's step (ns per clock read or virtualized call): the
+// default, and the largest a job may ask for (--clock-step).
+inline constexpr int64_t kDefaultClockStepNs = 1000;
+inline constexpr int64_t kMaxClockStepNs = 1'000'000'000;
+
 struct DeterminismConfig {
     // The job's effective policy (required): the supervisor decides every
     // notification with it (policy::PreparedPolicy): virtualize -> emulated,
@@ -34,7 +39,7 @@ struct DeterminismConfig {
 
     // Logical clock: each virtualized call advances the calling thread's clock
     // by this much (ns); a thread or process starts from its creator's clock.
-    int64_t clock_step_ns = 1000;
+    int64_t clock_step_ns = kDefaultClockStepNs;
     // Uptime the build sees at the epoch (seconds): CLOCK_MONOTONIC/BOOTTIME,
     // /proc/uptime and sysinfo() start here.
     int64_t uptime_at_epoch_s = 100;

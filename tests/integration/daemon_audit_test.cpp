@@ -175,6 +175,43 @@ TEST_F(DaemonAudit, AMillionClockReadsStayWithinTheBoundWithExactCounts) {
     EXPECT_TRUE(s["notes"].empty()) << s.dump();
 }
 
+// The nanoseconds between two back-to-back realtime reads det_time makes (the raw
+// syscall, then the vDSO), as the build saw them.
+static int64_t realtime_gap_ns(const std::string& det_time_out) {
+    auto value = [&](const std::string& label) -> int64_t {
+        size_t at = det_time_out.find("\n" + label + " ");
+        if (at == std::string::npos) return int64_t{-1};
+        size_t sec_end = det_time_out.find('.', at);
+        int64_t sec = std::stoll(det_time_out.substr(at + label.size() + 2, sec_end - at - label.size() - 2));
+        return sec * 1'000'000'000 + std::stoll(det_time_out.substr(sec_end + 1, 9));
+    };
+    int64_t a = value("raw-syscall realtime"), b = value("vdso realtime");
+    return a < 0 || b < 0 ? -1 : b - a;
+}
+
+TEST_F(DaemonAudit, ClockStepSetsHowFarTheClockMovesPerReadAndTheAttestationSaysSo) {
+    auto plain = daemon_->run(src_->path(), {"./det_time", "all"}, {}, as_test_user());
+    ASSERT_EQ(plain.status, 0) << plain.describe();
+    int64_t base_gap = realtime_gap_ns(plain.out);
+    ASSERT_GT(base_gap, 0) << plain.out;
+
+    // A step 1000 times the default: the same reads, 1000 times the gap.
+    auto big = daemon_->run(src_->path(), {"./det_time", "all"}, {"--clock-step", "1000000"}, as_test_user());
+    ASSERT_EQ(big.status, 0) << big.describe();
+    EXPECT_EQ(realtime_gap_ns(big.out), base_gap * 1000) << plain.out << "\n---\n" << big.out;
+
+    auto a = ctl({"attest", job_id_of(big)});
+    ASSERT_EQ(a.status, 0) << a.describe();
+    json st = json::parse(audit::parse_envelope(a.out).payload);
+    EXPECT_EQ(st["predicate"]["buildDefinition"]["externalParameters"]["clock_step_ns"], 1000000) << st.dump();
+
+    for (const char* bad : {"0", "-1", "1000000001"}) {
+        auto r = daemon_->run(src_->path(), {"/bin/true"}, {"--clock-step", bad}, as_test_user());
+        EXPECT_EQ(r.status, 125) << bad << "\n" << r.describe();
+        EXPECT_NE(r.err.find("--clock-step must be between 1 and 1000000000 ns"), std::string::npos) << r.describe();
+    }
+}
+
 TEST_F(DaemonAudit, AttestationVerifiesWithThePublicKeyAndItsSubjectsAreTheOutFiles) {
     TempDir parent("hermetic-audit-out");
     stage_probes(parent.path(), {});

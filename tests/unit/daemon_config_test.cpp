@@ -90,6 +90,7 @@ std::vector<OptionCase> every_option() {
         {"log-cap", "1M", [](const DaemonConfig& c) { EXPECT_EQ(c.log_cap_bytes, M); }},
         {"max-output", "10G", [](const DaemonConfig& c) { EXPECT_EQ(c.max_output_bytes, 10 * G); }},
         {"default-epoch", "1000", [](const DaemonConfig& c) { EXPECT_EQ(c.default_epoch, 1000); }},
+        {"clock-step", "50000", [](const DaemonConfig& c) { EXPECT_EQ(c.default_clock_step_ns, 50000); }},
         {"netns-pool", "5", [](const DaemonConfig& c) { EXPECT_EQ(c.netns_pool, 5u); }},
         {"sandbox-pool", "3", [](const DaemonConfig& c) { EXPECT_EQ(c.sandbox_pool, 3u); }},
         {"cgroup-root", "/sys/fs/cgroup/unified",
@@ -349,6 +350,8 @@ TEST(DaemonConfig, EachValidationRuleHasItsMessage) {
         {"tmp-size = 0", "build-size, out-size, tmp-size: must each be at least 1M"},
         {"default-epoch = -1", "default-epoch: must be between 0 and year 9999"},
         {"default-epoch = 253402300800", "default-epoch: must be between 0 and year 9999"},
+        {"clock-step = 0", "clock-step: 1..1000000000 (ns)"},
+        {"clock-step = 1000000001", "clock-step: 1..1000000000 (ns)"},
         {"netns-pool = 65", "netns-pool: at most 64"},
         {"sandbox-pool = 65\nid-count = 4096", "sandbox-pool: at most 64"},
         {"id-count = 8\nmax-jobs = 4\nsandbox-pool = 1", "max-jobs + sandbox-pool: each needs two ids"},
@@ -381,7 +384,8 @@ TEST(DaemonConfig, BoundaryValuesAreAccepted) {
     for (const char* ok : {"id-base = 65536", "id-count = 1073741824", "request-timeout-ms = 100",
                            "default-memory = 4M", "pids-max = 16", "cpu-limit = 0", "cpu-limit = 4096",
                            "cpus-visible = 4096", "nofile = 64", "nofile = 1048576", "build-size = 1M",
-                           "default-epoch = 0", "default-epoch = 253402300799", "netns-pool = 64",
+                           "default-epoch = 0", "default-epoch = 253402300799", "clock-step = 1",
+                           "clock-step = 1000000000", "netns-pool = 64",
                            "netns-pool = 0", "sandbox-pool = 0", "log-level = off"}) {
         EXPECT_EQ(file_error(std::string(ok) + "\n"), "") << ok;
     }

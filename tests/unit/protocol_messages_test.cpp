@@ -162,6 +162,7 @@ TEST(ProtocolMessages, FullRunRequestRoundTrips) {
     r.seed = std::numeric_limits<uint64_t>::max();
     r.epoch = -5;
     r.cpus = 3;
+    r.clock_step_ns = 250000;
     r.timeout_sec = 77;
     r.memory_bytes = uint64_t{5} << 30;
     r.key = "my-key";
@@ -178,6 +179,7 @@ TEST(ProtocolMessages, FullRunRequestRoundTrips) {
     EXPECT_EQ(back.seed, r.seed);
     EXPECT_EQ(back.epoch, r.epoch);
     EXPECT_EQ(back.cpus, r.cpus);
+    EXPECT_EQ(back.clock_step_ns, r.clock_step_ns);
     EXPECT_EQ(back.timeout_sec, r.timeout_sec);
     EXPECT_EQ(back.memory_bytes, r.memory_bytes);
     EXPECT_EQ(back.key, r.key);
@@ -197,7 +199,7 @@ TEST(ProtocolMessages, MinimalRunRequestRoundTripsWithNothingSet) {
     RunRequest back = j.get<RunRequest>();
     EXPECT_EQ(back.argv, minimal().argv);
     EXPECT_TRUE(back.env.empty());
-    EXPECT_FALSE(back.seed || back.epoch || back.cpus || back.timeout_sec || back.memory_bytes || back.key ||
+    EXPECT_FALSE(back.seed || back.epoch || back.cpus || back.clock_step_ns || back.timeout_sec || back.memory_bytes || back.key ||
                  back.policy || back.policy_text || back.out_exclude);
     EXPECT_FALSE(back.trace);
     EXPECT_FALSE(back.has_out);
