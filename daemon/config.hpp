@@ -45,7 +45,7 @@ struct DaemonConfig {
     uint64_t log_cap_bytes = 64ull << 20;       // stored per job
     uint64_t max_output_bytes = 4ull << 30;     // streamed per job; beyond: killed
     int64_t default_epoch = 315532800;          // 1980-01-01: zip-safe
-    int64_t default_clock_step_ns = 1000;       // without --clock-step
+    int64_t default_clock_step_ns = sandbox::determinism::kDefaultClockStepNs;  // without --clock-step
     uint32_t netns_pool = 2;
     uint32_t sandbox_pool = 2;  // sandboxes prepared ahead of jobs (0: prepare on demand)
     // Retention of finished jobs (journal rows, logs, evidence); 0 disables a rule.

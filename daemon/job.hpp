@@ -27,7 +27,7 @@ struct JobPlan {
     protocol::RunRequest request;
     std::vector<std::string> env;
     int64_t epoch = 0;
-    int64_t clock_step_ns = 1000;
+    int64_t clock_step_ns = sandbox::determinism::kDefaultClockStepNs;
     uint32_t cpus_visible = 2;
     sandbox::CgroupLimits limits;
     std::chrono::milliseconds timeout{0};

@@ -13,6 +13,7 @@
 #include "common/unique_fd.hpp"
 #include "protocol/messages.hpp"
 #include "sandbox/cgroup.hpp"
+#include "sandbox/determinism/config.hpp"
 #include "sandbox/tree_stream.hpp"
 #include "syscall-policy/policy.hpp"
 
@@ -81,7 +82,7 @@ struct RunSpec {
     std::optional<std::chrono::milliseconds> timeout;
     uint32_t cpus_visible = 2;
     int64_t epoch = 0;             // SOURCE_DATE_EPOCH: times given to copied files
-    int64_t clock_step_ns = 1000;  // the logical clock's step (--clock-step)
+    int64_t clock_step_ns = determinism::kDefaultClockStepNs;  // the logical clock's step (--clock-step)
     std::vector<policy::Filter> filters;  // the compiled seccomp policy, in install order
     std::string policy_digest;
     // The effective policy the filters were compiled from (its canonical text is

@@ -277,7 +277,7 @@ TEST(DetFiles, MetadataIsVirtualAndOrdered) {
     EXPECT_NE(section("/build/made/d").find("mtime 1234567890.000000700"), std::string::npos) << section("/build/made/d");
     // Build-created files carry logical times after the epoch.
     EXPECT_EQ(section("/build/made/b").find("mtime 1700000000.000000000"), std::string::npos) << section("/build/made/b");
-    EXPECT_NE(section("/build/made/b").find("mtime 1700000000.0000"), std::string::npos) << section("/build/made/b");
+    EXPECT_NE(section("/build/made/b").find("mtime 1700000000.00"), std::string::npos) << section("/build/made/b");
     // Created files: born during the build.
     EXPECT_EQ(section("/build/made/c").find("btime 1700000000.000000000"), std::string::npos) << section("/build/made/c");
     // The served random device still looks like one.
