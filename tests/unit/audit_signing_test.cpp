@@ -125,6 +125,7 @@ Evidence make_evidence(const PrivateKey& key, const std::string& job = "job-1") 
     in.env = {"PATH=/usr/local/bin:/usr/bin:/bin", "SOURCE_DATE_EPOCH=315532800"};
     in.seed = 42;
     in.epoch = 315532800;
+    in.clock_step_ns = 25000;
     in.limits = {2ull << 30, 4096, 0, 2, 3600};
     in.policy_name = "build";
     in.policy_digest = kPolicy;
@@ -281,6 +282,7 @@ TEST(AuditAttestation, StatementShapeAndSubjectsEqualTheOutputs) {
     EXPECT_EQ(bd["externalParameters"]["command"], json({"make", "-j2"}));
     EXPECT_EQ(bd["externalParameters"]["seed"], 42);
     EXPECT_EQ(bd["externalParameters"]["epoch"], 315532800);
+    EXPECT_EQ(bd["externalParameters"]["clock_step_ns"], 25000);
     EXPECT_EQ(bd["externalParameters"]["limits"]["memory_bytes"], 2ull << 30);
     EXPECT_EQ(bd["externalParameters"]["limits"]["timeout_sec"], 3600);
     ASSERT_EQ(bd["resolvedDependencies"].size(), 3u);
