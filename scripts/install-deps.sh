@@ -16,6 +16,9 @@ BUILD_DEPS=(
 TEST_DEPS=(
   clang libclang-rt-14-dev gcc-multilib
   bubblewrap iproute2 python3 perl zip unzip systemd
+  # reprotest judging a build through hermeticctl (tests/integration/reprotest_test.cpp),
+  # with what its variations run: disorderfs (file order), faketime (time).
+  reprotest disorderfs faketime
   # The Debian package's test (scripts/package-test.sh): lintian, devscripts
   # for hardening-check, and pandoc for the manual pages.
   lintian devscripts pandoc
