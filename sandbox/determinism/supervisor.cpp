@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -50,6 +51,31 @@ sigjmp_buf g_tsc_probe;
 void tsc_probe_handler(int) { siglongjmp(g_tsc_probe, 1); }
 bool g_tsc_trapped = false;
 
+// Between PR_SET_TSC and execve this process still runs hermetic's own code
+// (the hand-off, its helper thread, a sanitizer runtime), and a vDSO clock read
+// on a TSC clocksource executes rdtsc: without a handler that kills the build
+// before it starts (seen with ASan on a host that enforces PR_SET_TSC). Emulate
+// rdtsc/rdtscp here with a counter, no syscall (the calling thread may be under
+// the filters already, before the supervisor serves them); anything else is a
+// real fault: default action, and the instruction faults again. execve resets
+// the handler, so the build itself only ever sees the supervisor's emulation.
+std::atomic<uint64_t> g_pre_exec_tsc{1};
+void pre_exec_rdtsc_handler(int sig, siginfo_t*, void* ctx) {
+    auto* uc = static_cast<ucontext_t*>(ctx);
+    auto& gr = uc->uc_mcontext.gregs;
+    const auto* ip = reinterpret_cast<const unsigned char*>(gr[REG_RIP]);
+    size_t len = ip[0] == 0x0f && ip[1] == 0x31 ? 2 : ip[0] == 0x0f && ip[1] == 0x01 && ip[2] == 0xf9 ? 3 : 0;
+    if (len == 0) {
+        ::signal(sig, SIG_DFL);
+        return;
+    }
+    uint64_t t = g_pre_exec_tsc.fetch_add(1000, std::memory_order_relaxed);
+    gr[REG_RAX] = static_cast<greg_t>(t & 0xffffffffu);
+    gr[REG_RDX] = static_cast<greg_t>(t >> 32);
+    if (len == 3) gr[REG_RCX] = 0;  // rdtscp's TSC_AUX
+    gr[REG_RIP] += static_cast<greg_t>(len);
+}
+
 }  // namespace
 
 void prepare_build_process() {
@@ -71,7 +97,15 @@ void prepare_build_process() {
     } else {
         g_tsc_trapped = true;
     }
-    if (::sigaction(SIGSEGV, &old, nullptr) != 0) throw_errno("sigaction(SIGSEGV)");
+    if (!g_tsc_trapped) {
+        if (::sigaction(SIGSEGV, &old, nullptr) != 0) throw_errno("sigaction(SIGSEGV)");
+        return;
+    }
+    struct sigaction emu{};
+    emu.sa_sigaction = pre_exec_rdtsc_handler;
+    emu.sa_flags = SA_SIGINFO;
+    sigemptyset(&emu.sa_mask);
+    if (::sigaction(SIGSEGV, &emu, nullptr) != 0) throw_errno("sigaction(SIGSEGV)");
 }
 
 namespace {
