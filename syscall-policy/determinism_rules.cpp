@@ -78,7 +78,13 @@ Policy determinism_policy() {
     for (const char* n : {"uname", "sysinfo", "getcpu"}) virt(n, "identity");
     for (const char* n : {"sched_getaffinity", "sched_setaffinity"}) virt(n, "cpu");
     for (const char* n : {"getdents", "getdents64"}) virt(n, "directory order");
-    for (const char* n : {"stat", "fstat", "lstat", "newfstatat", "statx"}) virt(n, "file metadata");
+    // Unless marked as the in-process path's real call (see kStatRealMarker).
+    auto unmarked = [](unsigned index) {
+        return std::vector<ArgCondition>{{.index = index, .op = CompareOp::Ne, .value = kStatRealMarker}};
+    };
+    for (const char* n : {"stat", "fstat", "lstat"}) virt(n, "file metadata", unmarked(2));
+    virt("newfstatat", "file metadata", unmarked(4));
+    virt("statx", "file metadata", unmarked(5));
     for (const char* n : {"utimensat", "utimes", "utime", "futimesat"}) virt(n, "file times");
 
     // rseq makes the kernel write the current CPU into the build's memory on every

@@ -67,6 +67,10 @@ struct DeterminismConfig {
     // when the policy does not virtualize every clock read the page serves
     // (clock_gettime, gettimeofday, time).
     bool in_process_clock = true;
+    // Answer stat calls in the process where the answer is fixed (fast_stat.hpp):
+    // ENOENT and ENOTDIR, and files on read-only mounts the supervisor has
+    // answered for once. Off with `trace` (every call is then an event).
+    bool in_process_stat = true;
 };
 
 // What the supervisor did, for the job's summary.

@@ -30,6 +30,7 @@
 
 #include "common/unique_fd.hpp"
 #include "sandbox/determinism/config.hpp"
+#include "sandbox/determinism/fast_stat.hpp"
 #include "sandbox/determinism/prng.hpp"
 #include "sandbox/determinism/vdso.hpp"
 #include "sandbox/deviation.hpp"
@@ -64,6 +65,7 @@ struct Process {
     bool inproc = false;    // its clock page is enabled: clock reads are served in-process
     bool shared_mm = false; // a vfork/CLONE_VM child before its exec (shares the parent's page)
     bool multithreaded = false;
+    int fast_stat = 0;      // the in-process stat region: 0 not looked at yet, 1 mapped, -1 not
     std::vector<pid_t> slots;  // scratch slot -> owning tid (0: free)
     std::map<int, DirSnapshot> dirs;  // getdents state by fd
     std::unordered_map<uint64_t, uint64_t> anon_inodes;  // pipes/sockets: real ino -> per-process number
@@ -221,6 +223,8 @@ public:
     Reply dents_call(Task& t, const seccomp_notif& n);
     Reply stat_call(Task& t, const seccomp_notif& n);
     Reply utime_call(Task& t, const seccomp_notif& n);
+    void patch_stat_site(Task& t, const seccomp_notif& n);
+    Reply fast_stat_hello(Task& t, const seccomp_notif& n);
     bool served_stat(int dirfd, const char* path, int flags, const std::string& canonical, struct statx& stx);
     Reply finish_stat(Task& t, const seccomp_notif& n, uint64_t buf, bool want_statx, unsigned mask,
                       const struct statx& stx, const std::string& canonical);
@@ -319,6 +323,11 @@ public:
     };
     std::map<std::pair<uint64_t, uint64_t>, Listing> listings_;
     uint64_t served_dev_ = 0;                           // the served files' FUSE file system
+    std::set<uint64_t> ro_devs_;                        // mounted read-only wherever mounted
+
+    // The in-process stat path (fast_stat.hpp): null with --trace or when off.
+    std::unique_ptr<FastStat> fast_stat_;
+    uint64_t fast_stat_sites_ = 0;                      // wrapper call sites patched
 
     // Notification buffers (libseccomp's, sized for this kernel).
     seccomp_notif* req_ = nullptr;

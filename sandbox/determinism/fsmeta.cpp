@@ -21,6 +21,7 @@
 #include <linux/stat.h>
 #include <seccomp.h>
 #include <sys/fanotify.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -35,6 +36,7 @@
 #include "common/io.hpp"
 #include "common/sys_error.hpp"
 #include "sandbox/determinism/engine.hpp"
+#include "sandbox/determinism/fast_stat_abi.h"
 #include "sandbox/determinism/served.hpp"
 
 namespace hermetic::sandbox::determinism {
@@ -247,7 +249,16 @@ void Engine::setup_fanotify(pid_t pid) {
     // Virtual devices from mount points, assigned in mount-point order so that
     // collisions resolve the same way on every run.
     std::sort(mounts.begin(), mounts.end(), [](const Mount& a, const Mount& b) { return a.point < b.point; });
-    std::set<uint64_t> used;
+    std::set<uint64_t> used, rw_devs;
+    for (const Mount& m : mounts) {
+        const bool ro = m.opts == "ro" || m.opts.rfind("ro,", 0) == 0;
+        const bool fuse = m.fstype == "fuse" || m.fstype.rfind("fuse.", 0) == 0;
+        if (ro && !fuse && !rw_devs.count(m.dev)) ro_devs_.insert(m.dev);
+        if (!ro || fuse) {
+            rw_devs.insert(m.dev);
+            ro_devs_.erase(m.dev);
+        }
+    }
     for (const Mount& m : mounts) {
         if (mount_dev_path_.count(m.dev)) continue;
         mount_dev_path_[m.dev] = m.point;
@@ -373,7 +384,10 @@ void Engine::drain_fanotify() {
                 }
                 info += hdr->len;
             }
-            const int64_t vt = p->vt;
+            // What a thread writes after reading its inputs is newer than them
+            // (by a step, as if a call had ticked in between), whether or not a
+            // trapped call took the reads into its clock yet.
+            const int64_t vt = p->pending >= p->vt ? p->pending + cfg_.clock_step_ns : p->vt;
             const uint64_t mask = md.mask;
             // An event on a directory itself comes as (dir, ".") without an object.
             if (!obj && dir && (name.empty() || name == ".")) obj = dir;
@@ -586,7 +600,13 @@ Reply Engine::finish_stat(Task& t, const seccomp_notif& n, uint64_t buf, bool wa
     }
     int64_t epoch = epoch_ns();
     FileTimes ft{epoch, epoch, epoch, epoch, false};
-    if (const FileTimes* known = times_of(k)) ft = *known;
+    const FileTimes* known = times_of(k);
+    if (known) ft = *known;
+    // A file on a read-only mount shows this forever: the process can answer
+    // its next stat itself (fast_stat.hpp mirrors what is computed here).
+    if (fast_stat_ && !served && !known && !marked && ro_devs_.count(k.dev) &&
+        (canonical.empty() ? vinos_.count(k) != 0 : canonical[0] == '/'))
+        fast_stat_->publish(k.dev, k.ino, dev, ino);
     uint64_t blocks = S_ISREG(mode) || S_ISDIR(mode) ? (size + 4095) / 4096 * 8 : 0;
     uint32_t uid = map_uid(stx.stx_uid), gid = map_gid(stx.stx_gid);
 
@@ -659,6 +679,43 @@ bool Engine::served_stat(int dirfd, const char* path, int flags, const std::stri
         return true;
     }
     return false;
+}
+
+// ---- the in-process stat path (fast_stat.hpp)
+
+// The exec stub asks for the table: the memfd goes into the process as the
+// call's result (the kernel answers the notification).
+Reply Engine::fast_stat_hello(Task& t, const seccomp_notif& n) {
+    Reply r = error(ENOSYS);
+    r.quiet = true;
+    t.proc->fast_stat = 0;
+    if (!fast_stat_) return r;
+    seccomp_notif_addfd add{};
+    add.id = n.id;
+    add.flags = SECCOMP_ADDFD_FLAG_SEND;
+    add.srcfd = static_cast<uint32_t>(fast_stat_->fd());
+    add.newfd_flags = O_CLOEXEC;
+    if (::ioctl(listener_.get(), SECCOMP_IOCTL_NOTIF_ADDFD, &add) < 0) return r;  // it runs without
+    r.kind = Reply::Deferred;
+    return r;
+}
+
+// Sends a glibc stat wrapper that just trapped into the process's table from
+// now on. Only while the process is single-threaded: the 7 bytes are written
+// while the only thread that could run them waits for this answer.
+void Engine::patch_stat_site(Task& t, const seccomp_notif& n) {
+    Process& p = *t.proc;
+    if (!fast_stat_ || p.fast_stat < 0 || p.multithreaded || p.shared_mm || p.tasks != 1) return;
+    if (p.fast_stat == 0) {
+        uint64_t magic = 0;
+        p.fast_stat = read_mem(p, HERMETIC_FAST_BASE, &magic, sizeof magic) && magic == HERMETIC_FAST_MAGIC ? 1 : -1;
+        if (p.fast_stat < 0) return;
+    }
+    const uint64_t ip = n.data.instruction_pointer;
+    uint8_t code[13];
+    if (ip < 7 || !read_mem(p, ip - 7, code, sizeof code)) return;
+    auto patch = fast_stat_patch(code);
+    if (patch && write_mem(p, ip - 7, patch->data(), patch->size())) ++fast_stat_sites_;
 }
 
 // ---- utime family

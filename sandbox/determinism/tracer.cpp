@@ -214,6 +214,7 @@ void Engine::on_new_task(Task& parent, pid_t child, bool thread) {
         np->exe = pp.exe;
         np->scratch = pp.scratch;  // fork copies the mapping, vfork shares it
         np->inproc = pp.inproc;    // and its clock page, with the parent's clock
+        np->fast_stat = pp.fast_stat;  // and the stat table's mapping
         np->tasks = 1;
         np->mem = open_mem(*this, child);
         nt->proc = std::move(np);
@@ -244,6 +245,7 @@ void Engine::on_exec(Task& t) {
     p.slots.clear();
     p.scratch = false;
     p.inproc = p.shared_mm = p.multithreaded = false;
+    p.fast_stat = 0;
     t.slot = -1;
     if (!p.mem) {
         note("exec: cannot open the memory of " + exe_of(p));
@@ -318,7 +320,11 @@ void Engine::on_exec(Task& t) {
         vdso_plan_ = plan_vdso_patch(image, cfg_.in_process_clock && !cfg_.trace);
         vdso_planned_ = true;
         if (vdso_plan_.ok) {
-            uint64_t lo = vdso_plan_.stub_offset, hi = vdso_plan_.stub_offset + init_stub(0).size();
+            if (!vdso_plan_.fast_stat_room && fast_stat_) {
+                note("exec: no room in the vDSO for the in-process stat set-up: every stat traps");
+                fast_stat_.reset();
+            }
+            uint64_t lo = vdso_plan_.stub_offset, hi = vdso_plan_.stub_offset + init_stub(0, fast_stat_ != nullptr).size();
             for (const auto& [off, bytes] : vdso_plan_.writes) {
                 lo = std::min<uint64_t>(lo, off);
                 hi = std::max<uint64_t>(hi, off + bytes.size());
@@ -336,7 +342,7 @@ void Engine::on_exec(Task& t) {
         return;
     }
     std::vector<uint8_t> span = vdso_span_;
-    std::vector<uint8_t> stub = init_stub(regs.rip);
+    std::vector<uint8_t> stub = init_stub(regs.rip, fast_stat_ != nullptr);
     std::copy(stub.begin(), stub.end(), span.begin() + static_cast<long>(vdso_plan_.stub_offset - vdso_span_offset_));
     if (!write_mem(p, vdso + vdso_span_offset_, span.data(), span.size())) {
         note("exec: vDSO write failed: killed " + exe_of(p));

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <map>
 
+#include "sandbox/determinism/fast_stat_abi.h"
 #include "syscall-policy/determinism_rules.hpp"
 
 namespace hermetic::sandbox::determinism {
@@ -251,11 +252,12 @@ VdsoPlan plan_vdso_patch(const std::vector<uint8_t>& img, bool in_process) {
     plan.stub_offset = cursor;
     plan.stub_room = pool_end > cursor ? pool_end - cursor : 0;
     if (plan.stub_room < init_stub(0).size()) return fail("no room in the vDSO for the init stub");
+    plan.fast_stat_room = plan.stub_room >= init_stub(0, true).size();
     plan.ok = true;
     return plan;
 }
 
-std::vector<uint8_t> init_stub(uint64_t entry) {
+std::vector<uint8_t> init_stub(uint64_t entry, bool fast_stat) {
     std::vector<uint8_t> c;
     auto emit = [&](std::initializer_list<uint8_t> b) { c.insert(c.end(), b); };
     auto imm32 = [&](uint32_t v) {
@@ -276,6 +278,30 @@ std::vector<uint8_t> init_stub(uint64_t entry) {
     emit({0x49, 0xc7, 0xc0, 0xff, 0xff, 0xff, 0xff});                     // mov r8, -1
     emit({0x45, 0x31, 0xc9});                                             // xor r9d, r9d
     emit({0x0f, 0x05});                                                   // syscall
+    if (fast_stat) {
+        emit({0xb8}), imm32(SYS_newfstatat);                             // mov eax, SYS_newfstatat
+        emit({0xbf}), imm32(0xffffffffu);                                // mov edi, -1
+        emit({0x31, 0xf6, 0x31, 0xd2, 0x45, 0x31, 0xd2});                // esi, edx, r10d = 0
+        emit({0x49, 0xb8}), imm64(HERMETIC_FAST_HELLO);                  // movabs r8, HELLO
+        emit({0x0f, 0x05});                                              // syscall: rax = fd or -errno
+        emit({0x48, 0x85, 0xc0});                                        // test rax, rax
+        emit({0x78, 0x00});                                              // js done (patched below)
+        const size_t js_at = c.size();
+        emit({0x49, 0x89, 0xc4});                                        // mov r12, rax
+        emit({0xb8}), imm32(SYS_mmap);                                   // mov eax, SYS_mmap
+        emit({0xbf}), imm32(static_cast<uint32_t>(HERMETIC_FAST_BASE));  // mov edi, base
+        emit({0xbe}), imm32(static_cast<uint32_t>(HERMETIC_FAST_SIZE));  // mov esi, size
+        emit({0xba}), imm32(PROT_READ | PROT_EXEC);                      // mov edx, prot
+        emit({0x41, 0xba}), imm32(MAP_SHARED | 0x100000);                // mov r10d, MAP_SHARED|MAP_FIXED_NOREPLACE
+        emit({0x4d, 0x89, 0xe0});                                        // mov r8, r12
+        emit({0x45, 0x31, 0xc9});                                        // xor r9d, r9d
+        emit({0x0f, 0x05});                                              // syscall
+        emit({0xb8}), imm32(SYS_close);                                  // mov eax, SYS_close
+        emit({0x4c, 0x89, 0xe7});                                        // mov rdi, r12
+        emit({0x0f, 0x05});                                              // syscall
+        emit({0x45, 0x31, 0xe4});                                        // xor r12d, r12d
+        c[js_at - 1] = static_cast<uint8_t>(c.size() - js_at);
+    }
     // The entry point expects what execve left: zeros (rdx = 0: no rtld_fini).
     emit({0x31, 0xc0, 0x31, 0xff, 0x31, 0xf6, 0x31, 0xd2});               // eax, edi, esi, edx
     emit({0x45, 0x31, 0xd2, 0x45, 0x31, 0xc0, 0x31, 0xc9, 0x45, 0x31, 0xdb});  // r10d, r8d, ecx, r11d

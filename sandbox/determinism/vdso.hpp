@@ -17,6 +17,7 @@ struct VdsoPlan {
     std::vector<std::pair<uint64_t, std::vector<uint8_t>>> writes;
     uint64_t stub_offset = 0;  // where init_stub() goes
     size_t stub_room = 0;
+    bool fast_stat_room = false;  // room for init_stub(entry, true)
     std::vector<std::string> patched;  // symbol names, for the summary
 };
 
@@ -38,7 +39,11 @@ inline constexpr size_t kClockPageBytes = 4096;  // the scratch slots start afte
 VdsoPlan plan_vdso_patch(const std::vector<uint8_t>& image, bool in_process);
 
 // Code that mmaps the scratch region (fixed, read-write, never replacing
-// anything), clears the registers it used, and jumps to `entry`.
-std::vector<uint8_t> init_stub(uint64_t entry);
+// anything), clears the registers it used, and jumps to `entry`. With
+// `fast_stat`, first asks the supervisor for the in-process stat memfd (a
+// trapped newfstatat, fast_stat_abi.h) and maps it read-only and executable
+// at HERMETIC_FAST_BASE; if either fails the process runs without it (every
+// stat traps).
+std::vector<uint8_t> init_stub(uint64_t entry, bool fast_stat = false);
 
 }  // namespace hermetic::sandbox::determinism

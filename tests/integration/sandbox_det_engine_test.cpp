@@ -291,6 +291,47 @@ TEST(DetFiles, MetadataIsVirtualAndOrdered) {
     for (const auto& [what, count] : a.summary.denied) ADD_FAILURE() << "denied: " << what << " x" << count;
 }
 
+// The in-process stat path (fast_stat.hpp) answers exactly what the supervisor
+// answers (the same run with it off), every round alike, and most calls never
+// reach the supervisor: system files, missing files, a path through a file.
+// Files the build can change (/build) and the served ones (/dev/urandom) still
+// trap, and their answers don't change either.
+TEST(DetFiles, InProcessStatAnswersLikeTheSupervisorWithoutTrapping) {
+    const int rounds = 200;
+    const std::vector<std::string> paths = {"/usr/bin/env", "/usr/include", "/usr", "/no/such/file",
+                                            "/usr/bin/env/x", "/build/src.txt", "/dev/null", "/dev/urandom"};
+    auto run_with = [&](bool in_process) {
+        std::vector<std::string> argv = {probe("det_fs"), "repeat", std::to_string(rounds)};
+        argv.insert(argv.end(), paths.begin(), paths.end());
+        auto o = options(argv);
+        o.files = {{"src.txt", "hello"}};
+        o.config.in_process_stat = in_process;
+        MiniSandboxResult r = run(o);
+        EXPECT_EQ(r.status, 0) << r.err;
+        for (const auto& n : r.summary.notes) ADD_FAILURE() << "note: " << n;
+        return r;
+    };
+    MiniSandboxResult fast = run_with(true), trapped = run_with(false);
+    EXPECT_EQ(fast.out, trapped.out) << first_difference(fast.out, trapped.out);
+    size_t steady = 0;
+    for (size_t at = 0; (at = fast.out.find("rounds that differ: 0\n", at)) != std::string::npos; ++at) ++steady;
+    EXPECT_EQ(steady, paths.size()) << fast.out;
+    for (const std::string& p : paths) EXPECT_NE(fast.out.find("== " + p + "\n"), std::string::npos) << p;
+    EXPECT_NE(fast.out.find("stat /no/such/file: No such file or directory"), std::string::npos) << fast.out;
+    EXPECT_NE(fast.out.find("stat /usr/bin/env/x: Not a directory"), std::string::npos) << fast.out;
+    auto stat_traps = [](MiniSandboxResult& r) {
+        return r.summary.by_syscall["newfstatat"] + r.summary.by_syscall["statx"] + r.summary.by_syscall["stat"] +
+               r.summary.by_syscall["lstat"] + r.summary.by_syscall["fstat"];
+    };
+    // 8 paths x 4 calls (no fstat of the two that don't open) x 200 rounds.
+    // With the path on, only /build/src.txt (the build can change it),
+    // /dev/null (a read-write bind) and /dev/urandom (served) trap, besides each
+    // call site's first call and each file's first answer.
+    const uint64_t calls = (paths.size() * 4 - 2) * rounds;
+    EXPECT_GE(stat_traps(trapped), calls);
+    EXPECT_LT(stat_traps(fast), 3 * 4 * rounds + 100u) << "of " << calls;
+}
+
 // ---- the policy decides every notification ---------------------------------------
 
 // Denials by named rules reach the supervisor (the filters route them when it

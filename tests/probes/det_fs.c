@@ -83,29 +83,55 @@ static int list(const char *dir, size_t bufsize) {
     return 0;
 }
 
-static void show_stat(const char *what, const struct stat *st) {
-    printf("%s dev %llx ino %llu mode %o nlink %lu uid %u gid %u size %lld blocks %lld blksize %ld atime %lld.%09ld mtime %lld.%09ld ctime %lld.%09ld\n",
+static void show_stat(FILE *out, const char *what, const struct stat *st) {
+    fprintf(out, "%s dev %llx ino %llu mode %o nlink %lu uid %u gid %u size %lld blocks %lld blksize %ld atime %lld.%09ld mtime %lld.%09ld ctime %lld.%09ld\n",
            what, (unsigned long long)st->st_dev, (unsigned long long)st->st_ino, st->st_mode, (unsigned long)st->st_nlink,
            st->st_uid, st->st_gid, (long long)st->st_size, (long long)st->st_blocks, (long)st->st_blksize,
            (long long)st->st_atim.tv_sec, st->st_atim.tv_nsec, (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec,
            (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
 }
 
-static void stat_one(const char *path) {
+static void stat_one_to(FILE *out, const char *path) {
     struct stat st;
-    if (stat(path, &st) == 0) show_stat("stat", &st);
-    else printf("stat %s: %s\n", path, strerror(errno));
-    if (lstat(path, &st) == 0) show_stat("lstat", &st);
+    if (stat(path, &st) == 0) show_stat(out, "stat", &st);
+    else fprintf(out, "stat %s: %s\n", path, strerror(errno));
+    if (lstat(path, &st) == 0) show_stat(out, "lstat", &st);
+    else fprintf(out, "lstat %s: %s\n", path, strerror(errno));
     struct statx sx;
     if (statx(AT_FDCWD, path, 0, STATX_ALL, &sx) == 0)
-        printf("statx ino %llu btime %lld.%09u mnt %llu dev %u:%u\n", (unsigned long long)sx.stx_ino,
-               (long long)sx.stx_btime.tv_sec, sx.stx_btime.tv_nsec, (unsigned long long)sx.stx_mnt_id, sx.stx_dev_major,
-               sx.stx_dev_minor);
+        fprintf(out, "statx ino %llu btime %lld.%09u mnt %llu dev %u:%u size %llu nlink %u mask %x\n",
+                (unsigned long long)sx.stx_ino, (long long)sx.stx_btime.tv_sec, sx.stx_btime.tv_nsec,
+                (unsigned long long)sx.stx_mnt_id, sx.stx_dev_major, sx.stx_dev_minor, (unsigned long long)sx.stx_size,
+                sx.stx_nlink, sx.stx_mask);
+    else fprintf(out, "statx %s: %s\n", path, strerror(errno));
     int fd = open(path, O_RDONLY);
     if (fd >= 0) {
-        if (fstat(fd, &st) == 0) show_stat("fstat", &st);
+        if (fstat(fd, &st) == 0) show_stat(out, "fstat", &st);
         close(fd);
     }
+}
+
+static void stat_one(const char *path) { stat_one_to(stdout, path); }
+
+/* Every stat call of stat_one, `n` times: prints the first answers and how many
+ * later rounds differed from them (the in-process stat path must answer
+ * exactly like the supervisor, whichever of them answers). */
+static int repeat(int n, char **paths, int count) {
+    for (int i = 0; i < count; i++) {
+        char first[4096], again[4096];
+        FILE *f = fmemopen(first, sizeof first, "w");
+        stat_one_to(f, paths[i]);
+        fclose(f);
+        int differ = 0;
+        for (int k = 1; k < n; k++) {
+            f = fmemopen(again, sizeof again, "w");
+            stat_one_to(f, paths[i]);
+            fclose(f);
+            differ += strcmp(first, again) != 0;
+        }
+        printf("== %s\n%srounds that differ: %d\n", paths[i], first, differ);
+    }
+    return 0;
 }
 
 static void put(const char *path, const char *content) {
@@ -128,6 +154,7 @@ int main(int argc, char **argv) {
         }
         return 0;
     }
+    if (argc >= 3 && strcmp(argv[1], "repeat") == 0) return repeat(atoi(argv[2]), argv + 3, argc - 3);
     if (argc >= 2 && strcmp(argv[1], "create") == 0) {
         mkdir("/build/made", 0755);
         put("/build/made/a", "first");
@@ -164,7 +191,7 @@ int main(int argc, char **argv) {
         pipe(p);
         struct stat ps;
         fstat(p[0], &ps);
-        show_stat("pipe", &ps);
+        show_stat(stdout, "pipe", &ps);
         return 0;
     }
     fprintf(stderr, "usage: det_fs list DIR [bufsize] | stat PATH... | create\n");

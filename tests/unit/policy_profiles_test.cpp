@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 
+#include "syscall-policy/determinism_rules.hpp"
 #include "syscall-policy/floor.hpp"
 #include "syscall-policy/groups.hpp"
 #include "syscall-policy/parser.hpp"
@@ -200,6 +201,22 @@ TEST(Profiles, TraceLogsEverythingTheBaselineAllows) {
     EXPECT_VERDICT(kNotify, run(trace, Arch::X86_64, "socket", {AF_UNIX, SOCK_STREAM, 0}));
     EXPECT_VERDICT(err(EPERM), run(trace, Arch::X86_64, "clone", {0x10000000}));
     std::printf("trace: %zu numbers logged, %zu denied (x86-64 + i386)\n", logged, denied);
+}
+
+// The in-process stat path's real calls (marked in an argument the kernel
+// ignores) run as they are; every other stat call is the supervisor's.
+TEST(Profiles, StatCallsAreVirtualizedUnlessMarkedAsTheInProcessPathsRealCall) {
+    const Policy& build = profile("build");
+    const std::pair<const char*, size_t> calls[] = {{"stat", 2}, {"fstat", 2}, {"lstat", 2}, {"newfstatat", 4}, {"statx", 5}};
+    for (auto [name, index] : calls) {
+        const int nr = *syscall_number(name, Arch::X86_64);
+        uint64_t a[6] = {};
+        EXPECT_EQ(decide(build, Arch::X86_64, nr, a).action.kind, ActionKind::Virtualize) << name;
+        a[index] = kStatRealMarker;
+        EXPECT_EQ(decide(build, Arch::X86_64, nr, a).action.kind, ActionKind::Allow) << name;
+        a[index] = kStatRealMarker + 1;
+        EXPECT_EQ(decide(build, Arch::X86_64, nr, a).action.kind, ActionKind::Virtualize) << name;
+    }
 }
 
 // ---- decide() agrees with every profile's filters ---------------------------------

@@ -3,7 +3,11 @@
 // in-process clock routines (run here, on a clock page mapped at the fixed
 // scratch address), and the determinism policy's decisions.
 #include <gtest/gtest.h>
+#include <dlfcn.h>
+#include <fcntl.h>
 #include <sys/auxv.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -18,6 +22,8 @@
 
 #include "sandbox/determinism/determinism.hpp"
 #include "sandbox/determinism/engine.hpp"
+#include "sandbox/determinism/fast_stat.hpp"
+#include "sandbox/determinism/fast_stat_abi.h"
 #include "sandbox/determinism/prng.hpp"
 #include "sandbox/determinism/served.hpp"
 #include "sandbox/determinism/vdso.hpp"
@@ -401,6 +407,137 @@ TEST(DetBuildProcess, RdtscBetweenPrepareAndExecIsEmulatedNotFatal) {
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);
     ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
     EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+// ---- the in-process stat path (fast_stat.hpp) ---------------------------------------
+
+// The glibc wrappers of this machine are what the supervisor patches: if a
+// libc update changed them, the fast path would silently stop engaging.
+TEST(DetFastStat, ThisGlibcsWrappersArePatchable) {
+    for (const char* fn : {"fstatat", "statx"}) {
+        auto* code = reinterpret_cast<const uint8_t*>(dlsym(RTLD_DEFAULT, fn));
+        ASSERT_NE(code, nullptr) << fn;
+        bool found = false;
+        for (size_t i = 0; i + 13 <= 64 && !found; ++i) {
+            uint8_t window[13];
+            std::memcpy(window, code + i, sizeof window);
+            if (auto patch = fast_stat_patch(window)) {
+                found = true;
+                ASSERT_EQ(patch->size(), 7u);
+                EXPECT_EQ((*patch)[0], 0xff);  // call qword ptr [disp32]
+                EXPECT_EQ((*patch)[1], 0x14);
+                EXPECT_EQ((*patch)[2], 0x25);
+                uint32_t slot;
+                std::memcpy(&slot, patch->data() + 3, 4);
+                EXPECT_EQ(slot, HERMETIC_FAST_BASE + offsetof(hermetic_fast_header, entry) +
+                                    8 * (std::string(fn) == "statx" ? HERMETIC_FAST_SLOT_STATX : HERMETIC_FAST_SLOT_NEWFSTATAT));
+            }
+        }
+        EXPECT_TRUE(found) << fn << ": no \"mov eax, NR; syscall; cmp rax, -4096\" in its first 64 bytes";
+    }
+}
+
+TEST(DetFastStat, OnlyAWrappersSyscallOfTheStatFamilyIsPatched) {
+    // newfstatat with the 32-bit and the 64-bit error check; then what is not one.
+    const uint8_t fstatat[13] = {0xb8, 0x06, 0x01, 0, 0, 0x0f, 0x05, 0x3d, 0x00, 0xf0, 0xff, 0xff, 0x77};
+    const uint8_t statx[13] = {0xb8, 0x4c, 0x01, 0, 0, 0x0f, 0x05, 0x48, 0x3d, 0x00, 0xf0, 0xff, 0xff};
+    EXPECT_TRUE(fast_stat_patch(fstatat));
+    EXPECT_TRUE(fast_stat_patch(statx));
+    const uint8_t xstat[13] = {0xb8, 0x04, 0, 0, 0, 0x0f, 0x05, 0x48, 0x3d, 0x00, 0xf0, 0xff, 0xff};  // __xstat
+    auto old = fast_stat_patch(xstat);
+    ASSERT_TRUE(old);
+    uint32_t slot;
+    std::memcpy(&slot, old->data() + 3, 4);
+    EXPECT_EQ(slot, HERMETIC_FAST_BASE + offsetof(hermetic_fast_header, entry) + 8 * HERMETIC_FAST_SLOT_STAT);
+    const uint8_t openat[13] = {0xb8, 0x01, 0x01, 0, 0, 0x0f, 0x05, 0x3d, 0x00, 0xf0, 0xff, 0xff, 0x77};
+    const uint8_t no_check[13] = {0xb8, 0x06, 0x01, 0, 0, 0x0f, 0x05, 0x48, 0x89, 0xc7, 0x90, 0x90, 0x90};
+    const uint8_t not_syscall[13] = {0xb8, 0x06, 0x01, 0, 0, 0x90, 0x90, 0x3d, 0x00, 0xf0, 0xff, 0xff, 0x77};
+    EXPECT_FALSE(fast_stat_patch(openat));
+    EXPECT_FALSE(fast_stat_patch(no_check));
+    EXPECT_FALSE(fast_stat_patch(not_syscall));
+}
+
+// Calls an entry the way a patched wrapper does: syscall arguments in rdi,
+// rsi, rdx, r10, r8; below the red zone.
+long call_fast_entry(uint64_t entry, long a0, long a1, long a2, long a3, long a4) {
+    register long r10 __asm__("r10") = a3;
+    register long r8 __asm__("r8") = a4;
+    long ret;
+    __asm__ volatile("sub $128, %%rsp\n\tcall *%[e]\n\tadd $128, %%rsp"
+                     : "=a"(ret), "+r"(r10), "+r"(r8)
+                     : [e] "r"(entry), "D"(a0), "S"(a1), "d"(a2)
+                     : "rcx", "r11", "memory", "cc");
+    return ret;
+}
+
+// The code the build runs, run here on the job's real table: published files
+// come back with their virtual identity and the epoch, missing ones with
+// ENOENT/ENOTDIR, the rest as the (here unfiltered) kernel answers.
+TEST(DetFastStat, TheInProcessCodeAnswersFromTheTable) {
+    FastStat fast(1700000000);
+    void* at = ::mmap(reinterpret_cast<void*>(HERMETIC_FAST_BASE), HERMETIC_FAST_SIZE, PROT_READ | PROT_EXEC,
+                      MAP_SHARED | MAP_FIXED_NOREPLACE, fast.fd(), 0);
+    if (at == MAP_FAILED) GTEST_SKIP() << "the fixed address is taken in this process: " << std::strerror(errno);
+    // Sealed: nobody maps it writable again.
+    EXPECT_EQ(::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fast.fd(), 0), MAP_FAILED);
+    const auto* h = reinterpret_cast<const hermetic_fast_header*>(HERMETIC_FAST_BASE);
+    ASSERT_EQ(h->magic, HERMETIC_FAST_MAGIC);
+
+    struct stat real{};
+    ASSERT_EQ(::stat("/usr/bin/env", &real), 0);
+    const uint64_t vdev = makedev(0, 0x123), vino = 4242;
+    ASSERT_TRUE(fast.publish(real.st_dev, real.st_ino, vdev, vino));
+    EXPECT_EQ(fast.published(), 1u);
+
+    struct stat st{};
+    EXPECT_EQ(call_fast_entry(h->entry[HERMETIC_FAST_SLOT_NEWFSTATAT], AT_FDCWD, (long)"/usr/bin/env", (long)&st, 0, 0), 0);
+    EXPECT_EQ(st.st_dev, vdev);
+    EXPECT_EQ(st.st_ino, vino);
+    EXPECT_EQ(st.st_mtim.tv_sec, 1700000000);
+    EXPECT_EQ(st.st_mtim.tv_nsec, 0);
+    EXPECT_EQ(st.st_ctim.tv_sec, 1700000000);
+    EXPECT_EQ(st.st_size, real.st_size);
+    EXPECT_EQ(st.st_mode, real.st_mode);
+    EXPECT_EQ(st.st_blksize, 4096);
+    EXPECT_EQ(st.st_blocks, (real.st_size + 4095) / 4096 * 8);
+
+    struct statx sx{};
+    EXPECT_EQ(call_fast_entry(h->entry[HERMETIC_FAST_SLOT_STATX], AT_FDCWD, (long)"/usr/bin/env", 0, STATX_INO, (long)&sx), 0);
+    EXPECT_EQ(sx.stx_ino, vino);
+    EXPECT_EQ(sx.stx_dev_major, 0u);
+    EXPECT_EQ(sx.stx_dev_minor, 0x123u);
+    EXPECT_EQ(sx.stx_mnt_id, 0x123u);
+    EXPECT_EQ(sx.stx_btime.tv_sec, 1700000000);
+    EXPECT_EQ(sx.stx_mask, STATX_BASIC_STATS | STATX_BTIME | STATX_MNT_ID);
+    EXPECT_EQ(sx.stx_size, static_cast<uint64_t>(real.st_size));
+
+    // The old calls (__xstat, __fxstat, __lxstat) alike.
+    for (unsigned slot : {HERMETIC_FAST_SLOT_STAT, HERMETIC_FAST_SLOT_LSTAT}) {
+        struct stat o{};
+        EXPECT_EQ(call_fast_entry(h->entry[slot], (long)"/usr/bin/env", (long)&o, 0, 0, 0), 0);
+        EXPECT_EQ(o.st_ino, vino);
+        EXPECT_EQ(o.st_dev, vdev);
+    }
+    {
+        int fd = ::open("/usr/bin/env", O_RDONLY | O_CLOEXEC);
+        ASSERT_GE(fd, 0);
+        struct stat o{};
+        EXPECT_EQ(call_fast_entry(h->entry[HERMETIC_FAST_SLOT_FSTAT], fd, (long)&o, 0, 0, 0), 0);
+        EXPECT_EQ(o.st_ino, vino);
+        EXPECT_EQ(o.st_mtim.tv_sec, 1700000000);
+        ::close(fd);
+    }
+    EXPECT_EQ(call_fast_entry(h->entry[HERMETIC_FAST_SLOT_STAT], (long)"/no/such/file", (long)&st, 0, 0, 0), -ENOENT);
+    EXPECT_EQ(call_fast_entry(h->entry[HERMETIC_FAST_SLOT_NEWFSTATAT], AT_FDCWD, (long)"/no/such/file", (long)&st, 0, 0), -ENOENT);
+    EXPECT_EQ(call_fast_entry(h->entry[HERMETIC_FAST_SLOT_NEWFSTATAT], AT_FDCWD, (long)"/usr/bin/env/x", (long)&st, 0, 0), -ENOTDIR);
+    // Not in the table: re-issued as it was (unfiltered here: the real answer).
+    struct stat sh{};
+    ASSERT_EQ(::stat("/bin/sh", &sh), 0);
+    EXPECT_EQ(call_fast_entry(h->entry[HERMETIC_FAST_SLOT_NEWFSTATAT], AT_FDCWD, (long)"/bin/sh", (long)&st, 0, 0), 0);
+    EXPECT_EQ(st.st_ino, sh.st_ino);
+    // A bad buffer fails like the syscall, it does not crash.
+    EXPECT_EQ(call_fast_entry(h->entry[HERMETIC_FAST_SLOT_NEWFSTATAT], AT_FDCWD, (long)"/usr/bin/env", 8, 0, 0), -EFAULT);
+    ::munmap(at, HERMETIC_FAST_SIZE);
 }
 
 }  // namespace
