@@ -81,7 +81,9 @@ void report(const std::string& name, long ops, const Sample& p0, const Sample& d
 
 TEST(DetBench, Workloads) {
     const bool big = full();
-    const int reps = big ? 3 : 1;
+    // HERMETIC_DET_REPS=n: more alternating runs per row on a noisy host.
+    const char* reps_env = std::getenv("HERMETIC_DET_REPS");
+    const int reps = reps_env ? std::max(1, std::atoi(reps_env)) : big ? 3 : 1;
     const long clocks = big ? 1'000'000 : 20'000, dents = big ? 100'000 : 2'000, stats = big ? 100'000 : 2'000;
     const int pythons = big ? 100 : 5, cfiles = big ? 40 : 6;
     std::printf("determinism engine benchmarks (plain and engine runs alternate, median of %d; an empty sandbox run is subtracted)\n", reps);
