@@ -66,6 +66,9 @@ struct Process {
     bool shared_mm = false; // a vfork/CLONE_VM child before its exec (shares the parent's page)
     bool multithreaded = false;
     int fast_stat = 0;      // the in-process stat region: 0 not looked at yet, 1 mapped, -1 not
+    size_t sites_pending = 0;  // known stat sites (Engine::known_sites_) not yet patched here (0: none or done)
+    std::vector<uint64_t> sites_todo;  // their addresses
+    int site_tries = 0;                // traps at which some were not mapped yet
     std::vector<pid_t> slots;  // scratch slot -> owning tid (0: free)
     std::map<int, DirSnapshot> dirs;  // getdents state by fd
     std::unordered_map<uint64_t, uint64_t> anon_inodes;  // pipes/sockets: real ino -> per-process number
@@ -224,6 +227,8 @@ public:
     Reply stat_call(Task& t, const seccomp_notif& n);
     Reply utime_call(Task& t, const seccomp_notif& n);
     void patch_stat_site(Task& t, const seccomp_notif& n);
+    bool fast_stat_ready(Process& p);     // the region is mapped and the process may be patched now
+    void patch_known_sites(Process& p);  // the sites other processes of this program trapped at
     Reply fast_stat_hello(Task& t, const seccomp_notif& n);
     bool served_stat(int dirfd, const char* path, int flags, const std::string& canonical, struct statx& stx);
     Reply finish_stat(Task& t, const seccomp_notif& n, uint64_t buf, bool want_statx, unsigned mask,
@@ -328,6 +333,10 @@ public:
     // The in-process stat path (fast_stat.hpp): null with --trace or when off.
     std::unique_ptr<FastStat> fast_stat_;
     uint64_t fast_stat_sites_ = 0;                      // wrapper call sites patched
+    // Sites patched in a process, by program: another process of the same
+    // program has them at the same addresses (ASLR is off), patched before
+    // they trap once more. Checked byte for byte before each write.
+    std::map<std::string, std::map<uint64_t, std::array<uint8_t, 13>>> known_sites_;
 
     // Notification buffers (libseccomp's, sized for this kernel).
     seccomp_notif* req_ = nullptr;

@@ -700,22 +700,70 @@ Reply Engine::fast_stat_hello(Task& t, const seccomp_notif& n) {
     return r;
 }
 
-// Sends a glibc stat wrapper that just trapped into the process's table from
-// now on. Only while the process is single-threaded: the 7 bytes are written
-// while the only thread that could run them waits for this answer.
-void Engine::patch_stat_site(Task& t, const seccomp_notif& n) {
-    Process& p = *t.proc;
-    if (!fast_stat_ || p.fast_stat < 0 || p.multithreaded || p.shared_mm || p.tasks != 1) return;
+bool Engine::fast_stat_ready(Process& p) {
+    // Only while the process is single-threaded: the 7 bytes are written while
+    // the only thread that could run them waits for this answer.
+    if (!fast_stat_ || p.fast_stat < 0 || p.multithreaded || p.shared_mm || p.tasks != 1) return false;
     if (p.fast_stat == 0) {
         uint64_t magic = 0;
         p.fast_stat = read_mem(p, HERMETIC_FAST_BASE, &magic, sizeof magic) && magic == HERMETIC_FAST_MAGIC ? 1 : -1;
-        if (p.fast_stat < 0) return;
+        if (p.fast_stat < 0) return false;
+        // The sites this program trapped at in earlier processes: patched as
+        // soon as their library is mapped (at this or a later trap).
+        auto known = known_sites_.find(exe_of(p));
+        if (known != known_sites_.end()) {
+            p.sites_todo.clear();
+            for (const auto& [addr, code] : known->second) p.sites_todo.push_back(addr);
+            p.sites_pending = p.sites_todo.size();
+        }
     }
+    return true;
+}
+
+// Sends a glibc stat wrapper that just trapped into the process's table from
+// now on, and remembers the site for the program's next processes.
+void Engine::patch_stat_site(Task& t, const seccomp_notif& n) {
+    Process& p = *t.proc;
+    if (!fast_stat_ready(p)) return;
     const uint64_t ip = n.data.instruction_pointer;
-    uint8_t code[13];
-    if (ip < 7 || !read_mem(p, ip - 7, code, sizeof code)) return;
-    auto patch = fast_stat_patch(code);
-    if (patch && write_mem(p, ip - 7, patch->data(), patch->size())) ++fast_stat_sites_;
+    std::array<uint8_t, 13> code;
+    if (ip < 7 || !read_mem(p, ip - 7, code.data(), code.size())) return;
+    const uint8_t(&window)[13] = *reinterpret_cast<const uint8_t(*)[13]>(code.data());
+    auto patch = fast_stat_patch(window);
+    if (!patch || !write_mem(p, ip - 7, patch->data(), patch->size())) return;
+    ++fast_stat_sites_;
+    auto& sites = known_sites_[exe_of(p)];
+    if (sites.size() < 64) sites.emplace(ip - 7, code);
+    if (p.sites_pending) patch_known_sites(p);
+}
+
+void Engine::patch_known_sites(Process& p) {
+    if (!fast_stat_ready(p)) return;
+    auto known = known_sites_.find(exe_of(p));
+    if (known == known_sites_.end()) {
+        p.sites_pending = 0;
+        return;
+    }
+    for (uint64_t& addr : p.sites_todo) {
+        if (addr == 0) continue;
+        auto it = known->second.find(addr);
+        std::array<uint8_t, 13> code;
+        if (it == known->second.end()) {
+            addr = 0;
+            --p.sites_pending;
+            continue;
+        }
+        if (!read_mem(p, addr, code.data(), code.size())) continue;  // not mapped yet: at a later trap
+        if (code == it->second) {
+            const uint8_t(&window)[13] = *reinterpret_cast<const uint8_t(*)[13]>(code.data());
+            if (auto patch = fast_stat_patch(window); patch && write_mem(p, addr, patch->data(), patch->size()))
+                ++fast_stat_sites_;
+        }
+        addr = 0;  // patched, or something else lives there in this process
+        --p.sites_pending;
+    }
+    // A library this process never maps: stop looking after a while.
+    if (p.sites_pending && ++p.site_tries > 16) p.sites_pending = 0;
 }
 
 // ---- utime family

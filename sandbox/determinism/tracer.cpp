@@ -215,6 +215,9 @@ void Engine::on_new_task(Task& parent, pid_t child, bool thread) {
         np->scratch = pp.scratch;  // fork copies the mapping, vfork shares it
         np->inproc = pp.inproc;    // and its clock page, with the parent's clock
         np->fast_stat = pp.fast_stat;  // and the stat table's mapping
+        np->sites_pending = pp.sites_pending;  // and the patched text
+        np->sites_todo = pp.sites_todo;
+        np->site_tries = pp.site_tries;
         np->tasks = 1;
         np->mem = open_mem(*this, child);
         nt->proc = std::move(np);
@@ -246,6 +249,9 @@ void Engine::on_exec(Task& t) {
     p.scratch = false;
     p.inproc = p.shared_mm = p.multithreaded = false;
     p.fast_stat = 0;
+    p.sites_pending = 0;
+    p.sites_todo.clear();
+    p.site_tries = 0;
     t.slot = -1;
     if (!p.mem) {
         note("exec: cannot open the memory of " + exe_of(p));

@@ -332,6 +332,30 @@ TEST(DetFiles, InProcessStatAnswersLikeTheSupervisorWithoutTrapping) {
     EXPECT_LT(stat_traps(fast), 3 * 4 * rounds + 100u) << "of " << calls;
 }
 
+// A program's next processes find its stat wrappers already sent to the table
+// (the sites its first process trapped at: same addresses, ASLR is off): the
+// third run of the same program traps only at the loader's own first stat and
+// for stdio's fstat of its stdout (/dev/null: a read-write bind, never in the
+// table). Without the patching it would also trap at the first call of both
+// wrappers, fstatat and statx.
+TEST(DetFiles, LaterProcessesOfAProgramStartWithItsStatSitesPatched) {
+    const std::string det_fs = probe("det_fs");
+    const std::string once = det_fs + " repeat 1 /usr/bin/env /usr /no/such/file >/dev/null";
+    auto o = options({"/bin/sh", "-c", once + "; " + once + "; " + once});
+    MiniSandboxResult r = run(o);
+    ASSERT_EQ(r.status, 0) << r.err;
+    std::map<pid_t, int> stat_traps;  // per det_fs process, in order of pids
+    for (const Deviation& d : r.deviations)
+        if (d.exe.find("det_fs") != std::string::npos && d.cls == "fs-metadata") stat_traps[d.real_pid] += 1;
+    ASSERT_EQ(stat_traps.size(), 3u);
+    auto first = stat_traps.begin()->second, last = stat_traps.rbegin()->second;
+    EXPECT_GE(first, 3) << "the loader's, the fstatat and the statx wrappers' first calls";
+    std::string last_calls;
+    for (const Deviation& d : r.deviations)
+        if (d.real_pid == stat_traps.rbegin()->first && d.cls == "fs-metadata") last_calls += d.syscall + "(" + d.args + ") " + d.value + "\n";
+    EXPECT_LE(last, 2) << "the loader's first stat (before the C library is mapped), fstat(1):\n" << last_calls;
+}
+
 // ---- the policy decides every notification ---------------------------------------
 
 // Denials by named rules reach the supervisor (the filters route them when it
