@@ -61,7 +61,7 @@ struct ProvenanceInputs {
     BuildLimits limits;
     std::string policy_name;
     std::string policy_digest;     // sha256 hex
-    std::string source_digest;     // sha256 hex, hermetic-tree/1
+    std::string source_digest;     // sha256 hex, hermetic-tree/1; empty: never read (the job failed first)
     RootfsIdentity rootfs;
     std::vector<Subject> subjects;
     bool trace = false;

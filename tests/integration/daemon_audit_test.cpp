@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <map>
 #include <set>
 #include <memory>
@@ -188,6 +189,30 @@ static int64_t realtime_gap_ns(const std::string& det_time_out) {
     };
     int64_t a = value("raw-syscall realtime"), b = value("vdso realtime");
     return a < 0 || b < 0 ? -1 : b - a;
+}
+
+// A job that fails before its source is read (a file the caller can't read)
+// still leaves sealed evidence: the log verifies, the attestation names the
+// source as not read.
+TEST_F(DaemonAudit, AJobThatFailedBeforeReadingItsSourceIsStillSealed) {
+    TempDir src("hermetic-audit-unreadable");
+    ASSERT_EQ(::chmod(src.path().c_str(), 0755), 0);
+    std::string secret = src.path() + "/secret";
+    { std::ofstream(secret) << "root only"; }
+    ASSERT_EQ(::chmod(secret.c_str(), 0600), 0);  // owned by root: the test user can't read it
+    auto r = daemon_->run(src.path(), {"/bin/true"}, {}, as_test_user());
+    ASSERT_NE(r.status, 0) << r.describe();
+    EXPECT_NE(r.err.find("copying the source failed"), std::string::npos) << r.describe();
+    std::string id = job_id_of(r);
+    ASSERT_NE(id, "") << r.describe();
+    auto v = ctl({"audit", id, "--verify"});
+    EXPECT_EQ(v.status, 0) << v.describe();
+    auto a = ctl({"attest", id});
+    ASSERT_EQ(a.status, 0) << a.describe();
+    json st = json::parse(audit::parse_envelope(a.out).payload);
+    const json& source = st["predicate"]["buildDefinition"]["resolvedDependencies"][0];
+    EXPECT_EQ(source["name"], "source") << st.dump();
+    EXPECT_FALSE(source.contains("digest")) << st.dump();
 }
 
 TEST_F(DaemonAudit, ClockStepSetsHowFarTheClockMovesPerReadAndTheAttestationSaysSo) {

@@ -318,6 +318,20 @@ TEST(AuditAttestation, StatementShapeAndSubjectsEqualTheOutputs) {
     EXPECT_THROW(build_statement(bad), std::invalid_argument);
 }
 
+// A job that failed before its source was read (unreadable file, too big)
+// still gets its attestation: the source is named, without a digest.
+TEST(AuditAttestation, AJobWhoseSourceWasNeverReadIsStillAttested) {
+    PrivateKey k = PrivateKey::generate();
+    Evidence ev = make_evidence(k);
+    ProvenanceInputs in = ev.inputs;
+    in.source_digest.clear();
+    json st = build_statement(in);
+    const json& src = st["predicate"]["buildDefinition"]["resolvedDependencies"][0];
+    EXPECT_EQ(src["name"], "source");
+    EXPECT_FALSE(src.contains("digest"));
+    EXPECT_NE(src["annotations"]["state"].get<std::string>().find("not read"), std::string::npos);
+}
+
 TEST(AuditIdentity, TreeDigestIsOrderIndependentAndSeesEveryField) {
     std::vector<TreeEntry> t = {{"a", "file", 0644, sha256_hex("a")}, {"d", "dir", 0755, {}},
                                 {"d/l", "symlink", 0777, sha256_hex("../a")}};
