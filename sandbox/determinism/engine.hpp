@@ -328,7 +328,7 @@ public:
     };
     std::map<std::pair<uint64_t, uint64_t>, Listing> listings_;
     uint64_t served_dev_ = 0;                           // the served files' FUSE file system
-    std::set<uint64_t> ro_devs_;                        // mounted read-only wherever mounted
+    std::set<uint64_t> fixed_devs_;                     // read-only wherever mounted, or device nodes
 
     // The in-process stat path (fast_stat.hpp): null with --trace or when off.
     std::unique_ptr<FastStat> fast_stat_;

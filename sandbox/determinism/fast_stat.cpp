@@ -66,7 +66,7 @@ bool FastStat::publish(uint64_t dev, uint64_t ino, uint64_t vdev, uint64_t vino)
         hermetic_fast_entry& e = table[i & (HERMETIC_FAST_ENTRIES - 1)];
         uint64_t used = __atomic_load_n(&e.vino, __ATOMIC_RELAXED);
         if (used != 0) {
-            if (e.dev == dev && e.ino == ino) return true;  // (a file's entry never changes)
+            if (e.dev == dev && e.ino == ino) return true;  // already there
             continue;
         }
         e.dev = dev;
@@ -77,6 +77,21 @@ bool FastStat::publish(uint64_t dev, uint64_t ino, uint64_t vdev, uint64_t vino)
         return true;
     }
     return false;
+}
+
+void FastStat::unpublish(uint64_t dev, uint64_t ino) {
+    auto* table = reinterpret_cast<hermetic_fast_entry*>(static_cast<unsigned char*>(map_) + (HERMETIC_FAST_TABLE - HERMETIC_FAST_BASE));
+    unsigned long i = hermetic_fast_hash(dev, ino);
+    for (int n = 0; n < HERMETIC_FAST_PROBES; ++n, ++i) {
+        hermetic_fast_entry& e = table[i & (HERMETIC_FAST_ENTRIES - 1)];
+        if (__atomic_load_n(&e.vino, __ATOMIC_RELAXED) == 0) return;
+        if (e.dev == dev && e.ino == ino) {
+            // A key no file has: readers skip it and go on probing (a slot is never emptied).
+            __atomic_store_n(&e.dev, ~uint64_t{0}, __ATOMIC_RELEASE);
+            __atomic_store_n(&e.ino, ~uint64_t{0}, __ATOMIC_RELEASE);
+            return;
+        }
+    }
 }
 
 std::optional<std::vector<uint8_t>> fast_stat_patch(const uint8_t (&c)[13]) {

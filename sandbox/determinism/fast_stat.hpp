@@ -31,6 +31,8 @@ public:
     // Real (dev, ino) of a file on a read-only mount -> what its stat shows.
     // False when its probe run is full (the file then keeps trapping).
     bool publish(uint64_t dev, uint64_t ino, uint64_t vdev, uint64_t vino);
+    // Takes a file's entry back (its times changed): its next stat traps.
+    void unpublish(uint64_t dev, uint64_t ino);
     uint64_t published() const { return published_; }
 
 private:

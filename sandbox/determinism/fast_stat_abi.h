@@ -8,8 +8,9 @@
  *   BASE + 0x0000  header: magic, switches, the epoch, entry pointers
  *   BASE + 0x1000  code (fast_stat_blob.c, linked at this address)
  *   BASE + 0x2000  the table: real (dev, ino) -> virtual (dev, ino), for files
- *                  on read-only mounts (their virtual times are the epoch and
- *                  never change), filled by the supervisor as it answers.
+ *                  on read-only mounts and device nodes (their virtual times
+ *                  are the epoch unless a utimensat sets them, which takes
+ *                  the entry back), filled by the supervisor as it answers.
  *
  * The supervisor patches a glibc stat wrapper's "mov eax, NR; syscall" (7
  * bytes) into "call [BASE + entry slot]" (7 bytes) once the process trapped

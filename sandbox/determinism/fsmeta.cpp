@@ -251,12 +251,14 @@ void Engine::setup_fanotify(pid_t pid) {
     std::sort(mounts.begin(), mounts.end(), [](const Mount& a, const Mount& b) { return a.point < b.point; });
     std::set<uint64_t> used, rw_devs;
     for (const Mount& m : mounts) {
-        const bool ro = m.opts == "ro" || m.opts.rfind("ro,", 0) == 0;
+        // Files whose virtual times can only change by utimensat: read-only
+        // wherever mounted, or device nodes (/dev/null is a read-write bind).
+        const bool fixed = m.opts == "ro" || m.opts.rfind("ro,", 0) == 0 || m.fstype == "devtmpfs";
         const bool fuse = m.fstype == "fuse" || m.fstype.rfind("fuse.", 0) == 0;
-        if (ro && !fuse && !rw_devs.count(m.dev)) ro_devs_.insert(m.dev);
-        if (!ro || fuse) {
+        if (fixed && !fuse && !rw_devs.count(m.dev)) fixed_devs_.insert(m.dev);
+        if (!fixed || fuse) {
             rw_devs.insert(m.dev);
-            ro_devs_.erase(m.dev);
+            fixed_devs_.erase(m.dev);
         }
     }
     for (const Mount& m : mounts) {
@@ -384,10 +386,11 @@ void Engine::drain_fanotify() {
                 }
                 info += hdr->len;
             }
-            // What a thread writes after reading its inputs is newer than them
-            // (by a step, as if a call had ticked in between), whether or not a
-            // trapped call took the reads into its clock yet.
-            const int64_t vt = p->pending >= p->vt ? p->pending + cfg_.clock_step_ns : p->vt;
+            // Stamped with the thread's clock as it is now: every event of the
+            // thread before its latest clock move was taken before that move
+            // (the supervisor drains before each), so this is its clock when it
+            // acted, however fanotify merged the thread's events on one file.
+            const int64_t vt = p->vt;
             const uint64_t mask = md.mask;
             // An event on a directory itself comes as (dir, ".") without an object.
             if (!obj && dir && (name.empty() || name == ".")) obj = dir;
@@ -602,11 +605,17 @@ Reply Engine::finish_stat(Task& t, const seccomp_notif& n, uint64_t buf, bool wa
     FileTimes ft{epoch, epoch, epoch, epoch, false};
     const FileTimes* known = times_of(k);
     if (known) ft = *known;
-    // A file on a read-only mount shows this forever: the process can answer
-    // its next stat itself (fast_stat.hpp mirrors what is computed here).
-    if (fast_stat_ && !served && !known && !marked && ro_devs_.count(k.dev) &&
+    // A file on a read-only mount or a device node shows this until a
+    // utimensat (which takes it back): the process can answer its next stat
+    // itself (fast_stat.hpp mirrors what is computed here).
+    if (fast_stat_ && !served && !known && !marked && fixed_devs_.count(k.dev) &&
         (canonical.empty() ? vinos_.count(k) != 0 : canonical[0] == '/'))
         fast_stat_->publish(k.dev, k.ino, dev, ino);
+    // A stat of a file the build can change is an event of the caller's clock
+    // (it takes in what the caller read: stdio's fstat between reading an
+    // input and writing an output puts the output after it). Those always
+    // trap; stats answered in the process, or that could be, never move it.
+    if (marked) tick(t);
     uint64_t blocks = S_ISREG(mode) || S_ISDIR(mode) ? (size + 4095) / 4096 * 8 : 0;
     uint32_t uid = map_uid(stx.stx_uid), gid = map_gid(stx.stx_gid);
 
@@ -856,6 +865,7 @@ Reply Engine::utime_call(Task& t, const seccomp_notif& n) {
     }
     FileKey k{makedev(stx.stx_dev_major, stx.stx_dev_minor), stx.stx_ino};
     if (ts[0].tv_nsec == UTIME_OMIT && ts[1].tv_nsec == UTIME_OMIT) return value(0, "no change");
+    if (fast_stat_) fast_stat_->unpublish(k.dev, k.ino);  // its times are no longer the epoch
     FileTimes& ft = touch_times(k);
     auto pick = [&](const timespec& x, int64_t& field) {
         if (x.tv_nsec == UTIME_OMIT) return;

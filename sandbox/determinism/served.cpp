@@ -368,6 +368,7 @@ void Engine::on_fuse() {
                         summary_.by_class["random"]++;
                     } else {
                         if (reader && f->kind == ServedKind::Uptime) {
+                            drain_fanotify();  // its file events before its clock moves
                             fold(*reader);
                             publish(*reader);
                         }
