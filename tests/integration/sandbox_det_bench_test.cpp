@@ -30,6 +30,8 @@ MiniSandboxOptions opts(std::vector<std::string> argv, bool det) {
     o.config.seed = 1;
     o.config.cpus = 2;
     o.config.record_deviations = std::getenv("HERMETIC_DET_NO_RECORDS") == nullptr;
+    // HERMETIC_DET_NO_FAST_STAT=1: every stat traps (the in-process stat path off), for A/B runs.
+    o.config.in_process_stat = std::getenv("HERMETIC_DET_NO_FAST_STAT") == nullptr;
     return o;
 }
 
