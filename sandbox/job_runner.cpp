@@ -604,7 +604,11 @@ private:
                 init_wait_status_ = wait_for(init_pid_);
                 init_pid_ = -1;
             }
+            // Where teardown's time goes (the round-trip benchmark prints these).
+            out_.phase_ms["teardown:init"] = ms_since(t);
+            auto ts = Clock::now();
             stop_supervisor();
+            out_.phase_ms["teardown:supervisor"] = ms_since(ts);
             if (cgroup_) {
                 out_.oom_killed = cgroup_->oom_killed();
                 out_.pids_limit_hit = cgroup_->pids_limit_hit();
@@ -626,8 +630,10 @@ private:
         } catch (const std::exception& e) {
             fail(JobStatus::SetupFailed, std::string("job teardown: ") + e.what());
         }
+        auto tc = Clock::now();
         std::string teardown_error = finish_teardown();
         if (!teardown_error.empty()) fail(JobStatus::SetupFailed, teardown_error);
+        out_.phase_ms["teardown:cgroup"] = ms_since(tc);
         out_.phase_ms["teardown"] = ms_since(t);
     }
 
