@@ -592,7 +592,7 @@ void Engine::on_notification() {
         respond(n, r, nullptr);
         return;
     }
-    if (t->proc->sites_pending) patch_known_sites(*t->proc);
+    if (!t->proc->sites_todo.empty()) patch_known_sites(*t->proc);
     const bool i386 = n.data.arch == AUDIT_ARCH_I386;
     if (!i386 && n.data.arch != AUDIT_ARCH_X86_64) {
         // The filters kill every other architecture before it could get here.

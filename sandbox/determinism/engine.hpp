@@ -66,9 +66,10 @@ struct Process {
     bool shared_mm = false; // a vfork/CLONE_VM child before its exec (shares the parent's page)
     bool multithreaded = false;
     int fast_stat = 0;      // the in-process stat region: 0 not looked at yet, 1 mapped, -1 not
-    size_t sites_pending = 0;  // known stat sites (Engine::known_sites_) not yet patched here (0: none or done)
-    std::vector<uint64_t> sites_todo;  // their addresses
-    int site_tries = 0;                // traps at which some were not mapped yet
+    // Known stat sites (Engine::known_sites_) not yet patched here, and the
+    // traps at which some of them were not mapped yet.
+    std::vector<std::pair<uint64_t, StatSiteCode>> sites_todo;
+    int site_tries = 0;
     std::vector<pid_t> slots;  // scratch slot -> owning tid (0: free)
     std::map<int, DirSnapshot> dirs;  // getdents state by fd
     std::unordered_map<uint64_t, uint64_t> anon_inodes;  // pipes/sockets: real ino -> per-process number
@@ -332,11 +333,10 @@ public:
 
     // The in-process stat path (fast_stat.hpp): null with --trace or when off.
     std::unique_ptr<FastStat> fast_stat_;
-    uint64_t fast_stat_sites_ = 0;                      // wrapper call sites patched
     // Sites patched in a process, by program: another process of the same
     // program has them at the same addresses (ASLR is off), patched before
     // they trap once more. Checked byte for byte before each write.
-    std::map<std::string, std::map<uint64_t, std::array<uint8_t, 13>>> known_sites_;
+    std::map<std::string, std::map<uint64_t, StatSiteCode>> known_sites_;
 
     // Notification buffers (libseccomp's, sized for this kernel).
     seccomp_notif* req_ = nullptr;

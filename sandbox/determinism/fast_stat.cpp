@@ -58,9 +58,13 @@ FastStat::~FastStat() {
     if (map_) ::munmap(map_, HERMETIC_FAST_SIZE);
 }
 
+hermetic_fast_entry* FastStat::table() const {
+    return reinterpret_cast<hermetic_fast_entry*>(static_cast<unsigned char*>(map_) + (HERMETIC_FAST_TABLE - HERMETIC_FAST_BASE));
+}
+
 bool FastStat::publish(uint64_t dev, uint64_t ino, uint64_t vdev, uint64_t vino) {
     if (vino == 0) return false;
-    auto* table = reinterpret_cast<hermetic_fast_entry*>(static_cast<unsigned char*>(map_) + (HERMETIC_FAST_TABLE - HERMETIC_FAST_BASE));
+    hermetic_fast_entry* table = this->table();
     unsigned long i = hermetic_fast_hash(dev, ino);
     for (int n = 0; n < HERMETIC_FAST_PROBES; ++n, ++i) {
         hermetic_fast_entry& e = table[i & (HERMETIC_FAST_ENTRIES - 1)];
@@ -80,7 +84,7 @@ bool FastStat::publish(uint64_t dev, uint64_t ino, uint64_t vdev, uint64_t vino)
 }
 
 void FastStat::unpublish(uint64_t dev, uint64_t ino) {
-    auto* table = reinterpret_cast<hermetic_fast_entry*>(static_cast<unsigned char*>(map_) + (HERMETIC_FAST_TABLE - HERMETIC_FAST_BASE));
+    hermetic_fast_entry* table = this->table();
     unsigned long i = hermetic_fast_hash(dev, ino);
     for (int n = 0; n < HERMETIC_FAST_PROBES; ++n, ++i) {
         hermetic_fast_entry& e = table[i & (HERMETIC_FAST_ENTRIES - 1)];
@@ -94,11 +98,11 @@ void FastStat::unpublish(uint64_t dev, uint64_t ino) {
     }
 }
 
-std::optional<std::vector<uint8_t>> fast_stat_patch(const uint8_t (&c)[13]) {
+std::optional<std::vector<uint8_t>> fast_stat_patch(const StatSiteCode& c) {
     // mov eax, imm32; syscall
     if (c[0] != 0xb8 || c[5] != 0x0f || c[6] != 0x05) return std::nullopt;
     uint32_t nr;
-    std::memcpy(&nr, c + 1, 4);
+    std::memcpy(&nr, c.data() + 1, 4);
     unsigned slot;
     switch (nr) {
         case SYS_newfstatat: slot = HERMETIC_FAST_SLOT_NEWFSTATAT; break;
@@ -113,7 +117,7 @@ std::optional<std::vector<uint8_t>> fast_stat_patch(const uint8_t (&c)[13]) {
     // below its own frame (where the call's return address goes).
     static const uint8_t cmp32[] = {0x3d, 0x00, 0xf0, 0xff, 0xff};
     static const uint8_t cmp64[] = {0x48, 0x3d, 0x00, 0xf0, 0xff, 0xff};
-    if (std::memcmp(c + 7, cmp32, sizeof cmp32) != 0 && std::memcmp(c + 7, cmp64, sizeof cmp64) != 0) return std::nullopt;
+    if (std::memcmp(c.data() + 7, cmp32, sizeof cmp32) != 0 && std::memcmp(c.data() + 7, cmp64, sizeof cmp64) != 0) return std::nullopt;
     // call qword ptr [disp32]: ff 14 25 disp32 (absolute, sign-extended).
     const uint32_t slot_addr = static_cast<uint32_t>(HERMETIC_FAST_BASE + offsetof(hermetic_fast_header, entry) + slot * 8);
     std::vector<uint8_t> out = {0xff, 0x14, 0x25, 0, 0, 0, 0};

@@ -8,12 +8,15 @@
 // time: the process gets them without leaving itself.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <vector>
 
 #include "common/unique_fd.hpp"
+
+struct hermetic_fast_entry;  // fast_stat_abi.h
 
 namespace hermetic::sandbox::determinism {
 
@@ -36,6 +39,7 @@ public:
     uint64_t published() const { return published_; }
 
 private:
+    ::hermetic_fast_entry* table() const;  // in map_
     UniqueFd fd_;
     void* map_ = nullptr;
     uint64_t published_ = 0;
@@ -46,7 +50,8 @@ private:
 // wrapper's (the next instruction compares rax with -4096) for a stat call
 // (newfstatat, statx, and the old stat, fstat, lstat of __xstat and friends);
 // nothing otherwise. Pure.
-std::optional<std::vector<uint8_t>> fast_stat_patch(const uint8_t (&code)[13]);
+using StatSiteCode = std::array<uint8_t, 13>;
+std::optional<std::vector<uint8_t>> fast_stat_patch(const StatSiteCode& code);
 
 // The exec init stub's request for the memfd (newfstatat(-1, NULL, NULL, 0, HELLO)).
 bool is_fast_stat_hello(int nr, const unsigned long long (&args)[6]);

@@ -720,11 +720,7 @@ bool Engine::fast_stat_ready(Process& p) {
         // The sites this program trapped at in earlier processes: patched as
         // soon as their library is mapped (at this or a later trap).
         auto known = known_sites_.find(exe_of(p));
-        if (known != known_sites_.end()) {
-            p.sites_todo.clear();
-            for (const auto& [addr, code] : known->second) p.sites_todo.push_back(addr);
-            p.sites_pending = p.sites_todo.size();
-        }
+        if (known != known_sites_.end()) p.sites_todo.assign(known->second.begin(), known->second.end());
     }
     return true;
 }
@@ -737,44 +733,28 @@ void Engine::patch_stat_site(Task& t, const seccomp_notif& n) {
     const uint64_t ip = n.data.instruction_pointer;
     // The table's own re-issued calls come from its code: nothing to patch there.
     if (ip >= HERMETIC_FAST_BASE && ip < HERMETIC_FAST_BASE + HERMETIC_FAST_SIZE) return;
-    std::array<uint8_t, 13> code;
+    StatSiteCode code;
     if (ip < 7 || !read_mem(p, ip - 7, code.data(), code.size())) return;
-    const uint8_t(&window)[13] = *reinterpret_cast<const uint8_t(*)[13]>(code.data());
-    auto patch = fast_stat_patch(window);
+    auto patch = fast_stat_patch(code);
     if (!patch || !write_mem(p, ip - 7, patch->data(), patch->size())) return;
-    ++fast_stat_sites_;
     auto& sites = known_sites_[exe_of(p)];
     if (sites.size() < 64) sites.emplace(ip - 7, code);
-    if (p.sites_pending) patch_known_sites(p);
+    if (!p.sites_todo.empty()) patch_known_sites(p);
 }
 
 void Engine::patch_known_sites(Process& p) {
     if (!fast_stat_ready(p)) return;
-    auto known = known_sites_.find(exe_of(p));
-    if (known == known_sites_.end()) {
-        p.sites_pending = 0;
-        return;
-    }
-    for (uint64_t& addr : p.sites_todo) {
-        if (addr == 0) continue;
-        auto it = known->second.find(addr);
-        std::array<uint8_t, 13> code;
-        if (it == known->second.end()) {
-            addr = 0;
-            --p.sites_pending;
-            continue;
-        }
-        if (!read_mem(p, addr, code.data(), code.size())) continue;  // not mapped yet: at a later trap
-        if (code == it->second) {
-            const uint8_t(&window)[13] = *reinterpret_cast<const uint8_t(*)[13]>(code.data());
-            if (auto patch = fast_stat_patch(window); patch && write_mem(p, addr, patch->data(), patch->size()))
-                ++fast_stat_sites_;
-        }
-        addr = 0;  // patched, or something else lives there in this process
-        --p.sites_pending;
-    }
+    std::erase_if(p.sites_todo, [&](const auto& site) {
+        const auto& [addr, original] = site;
+        StatSiteCode code;
+        if (!read_mem(p, addr, code.data(), code.size())) return false;  // not mapped yet: at a later trap
+        // Patched, or something else lives there in this process: done either way.
+        if (code == original)
+            if (auto patch = fast_stat_patch(code)) (void)write_mem(p, addr, patch->data(), patch->size());
+        return true;
+    });
     // A library this process never maps: stop looking after a while.
-    if (p.sites_pending && ++p.site_tries > 16) p.sites_pending = 0;
+    if (!p.sites_todo.empty() && ++p.site_tries > 16) p.sites_todo.clear();
 }
 
 // ---- utime family

@@ -225,8 +225,7 @@ void Engine::on_new_task(Task& parent, pid_t child, bool thread) {
         np->scratch = pp.scratch;  // fork copies the mapping, vfork shares it
         np->inproc = pp.inproc;    // and its clock page, with the parent's clock
         np->fast_stat = pp.fast_stat;  // and the stat table's mapping
-        np->sites_pending = pp.sites_pending;  // and the patched text
-        np->sites_todo = pp.sites_todo;
+        np->sites_todo = pp.sites_todo;  // and the patched text
         np->site_tries = pp.site_tries;
         np->tasks = 1;
         np->mem = open_mem(*this, child);
@@ -259,7 +258,6 @@ void Engine::on_exec(Task& t) {
     p.scratch = false;
     p.inproc = p.shared_mm = p.multithreaded = false;
     p.fast_stat = 0;
-    p.sites_pending = 0;
     p.sites_todo.clear();
     p.site_tries = 0;
     t.slot = -1;
