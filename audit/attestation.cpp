@@ -25,9 +25,6 @@ json text_list(const std::vector<std::string>& v) {
 
 json build_statement(const ProvenanceInputs& in) {
     require_digest(in.policy_digest, "the policy digest");
-    // Empty: the job failed before its source was read (unreadable, too big,
-    // the sandbox not set up): still evidence, saying so.
-    if (!in.source_digest.empty()) require_digest(in.source_digest, "the source digest");
     require_digest(in.rootfs.digest, "the root file system digest");
     require_digest(in.log_sha256, "the audit log digest");
     require_digest(in.chain_head, "the audit chain head");
@@ -55,10 +52,13 @@ json build_statement(const ProvenanceInputs& in) {
         {"policy", bounded_text(in.policy_name, 256)},
         {"trace", in.trace},
     };
+    // Empty: the job failed before its source was read (unreadable, too big,
+    // the sandbox not set up): still evidence, saying so.
     json source = {{"name", "source"}, {"uri", "urn:hermetic:source"}};
     if (in.source_digest.empty()) {
         source["annotations"] = {{"format", kTreeDigestFormat}, {"state", "not read: the job failed before its source was copied"}};
     } else {
+        require_digest(in.source_digest, "the source digest");
         source["digest"] = {{"sha256", in.source_digest}};
         source["annotations"] = {{"format", kTreeDigestFormat}};
     }

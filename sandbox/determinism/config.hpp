@@ -68,8 +68,9 @@ struct DeterminismConfig {
     // (clock_gettime, gettimeofday, time).
     bool in_process_clock = true;
     // Answer stat calls in the process where the answer is fixed (fast_stat.hpp):
-    // ENOENT and ENOTDIR, and files on read-only mounts the supervisor has
-    // answered for once. Off with `trace` (every call is then an event).
+    // ENOENT and ENOTDIR, and files on read-only mounts and device nodes the
+    // supervisor has answered for once. Off with `trace` (every call is then
+    // an event).
     bool in_process_stat = true;
 };
 
