@@ -43,6 +43,16 @@ struct DeterminismConfig {
     // Logical clock: each virtualized call advances the calling thread's clock
     // by this much (ns); a thread or process starts from its creator's clock.
     int64_t clock_step_ns = kDefaultClockStepNs;
+    // A read of a CPU-time clock (CLOCK_*_CPUTIME_ID, clock(), times(),
+    // getrusage) advances the reader's clock by this many steps instead of one.
+    // CPU time measures work, which the supervisor can't count deterministically
+    // without a PMU (Hermit counts retired branches; this VM has none). Programs
+    // read it around units of work ("fuzz for 90 s of CPU"): at one step per
+    // read lz4's fuzzer ran 8x–100x more iterations than on the host (its test
+    // suite took hours). 1000 steps = 10 ms at the default step, one USER_HZ
+    // tick, the granularity clock() and times() had for decades; lz4's fuzzers
+    // then run about as many iterations as on the host.
+    static constexpr int64_t kCpuReadSteps = 1000;
     // Uptime the build sees at the epoch (seconds): CLOCK_MONOTONIC/BOOTTIME,
     // /proc/uptime and sysinfo() start here.
     int64_t uptime_at_epoch_s = 100;

@@ -217,6 +217,8 @@ public:
     int64_t mono_ns(const Task& t) const { return t.vt - epoch_ns() + cfg_.uptime_at_epoch_s * 1'000'000'000LL; }
     int64_t epoch_ns() const { return cfg_.epoch * 1'000'000'000LL; }
     bool virtual_clock(const Task& t, int64_t clk, int64_t& out_ns) const;
+    // A CPU-time read counts as DeterminismConfig::kCpuReadSteps steps of work.
+    void charge_cpu_read(Task& t) const;
 
     // --- handlers
     Reply handle(Task& t, const seccomp_notif& n);

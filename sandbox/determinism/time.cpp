@@ -93,12 +93,24 @@ bool Engine::virtual_clock(const Task& t, int64_t clk, int64_t& out) const {
     }
 }
 
+namespace {
+
+bool cpu_clock(int64_t clk) { return clk < 0 || clk == CLOCK_PROCESS_CPUTIME_ID || clk == CLOCK_THREAD_CPUTIME_ID; }
+
+}  // namespace
+
+void Engine::charge_cpu_read(Task& t) const {
+    // The call already ticked once (DeterminismConfig::kCpuReadSteps).
+    t.vt += (DeterminismConfig::kCpuReadSteps - 1) * cfg_.clock_step_ns;
+}
+
 Reply Engine::time_call(Task& t, const seccomp_notif& n) {
     Process& p = *t.proc;
     const auto* a = n.data.args;
     switch (n.data.nr) {
         case SYS_clock_gettime: {
             int64_t ns;
+            if (cpu_clock(static_cast<int32_t>(a[0]))) charge_cpu_read(t);
             if (!virtual_clock(t, static_cast<int64_t>(static_cast<int32_t>(a[0])), ns)) return error(EINVAL);
             timespec ts = ns_ts(ns);
             if (!write_mem(p, a[1], &ts, sizeof ts)) return error(EFAULT);
@@ -137,6 +149,7 @@ Reply Engine::time_call(Task& t, const seccomp_notif& n) {
         }
         case SYS_times: {
             // Clock ticks (USER_HZ = 100): logical CPU time, nothing for children.
+            charge_cpu_read(t);
             struct tms tm{};
             tm.tms_utime = static_cast<clock_t>((t.vt - p.start_vt) / (kNs / 100));
             if (a[0] && !write_mem(p, a[0], &tm, sizeof tm)) return error(EFAULT);
@@ -145,6 +158,7 @@ Reply Engine::time_call(Task& t, const seccomp_notif& n) {
         case SYS_getrusage: {
             int who = static_cast<int>(a[0]);
             if (who != RUSAGE_SELF && who != RUSAGE_CHILDREN && who != RUSAGE_THREAD) return error(EINVAL);
+            if (who != RUSAGE_CHILDREN) charge_cpu_read(t);
             struct rusage ru{};
             int64_t cpu = who == RUSAGE_SELF ? t.vt - p.start_vt : who == RUSAGE_THREAD ? t.vt - t.start_vt : 0;
             ru.ru_utime = {static_cast<time_t>(cpu / kNs), static_cast<suseconds_t>((cpu % kNs) / 1000)};

@@ -190,6 +190,14 @@ TEST(DetClock, BusyWaitOnTheClockFinishes) {
     EXPECT_NE(a.out.find("busy reads"), std::string::npos) << a.out;
 }
 
+// A CPU-time read counts as 1000 steps of work (10 ms at the default step): a
+// loop that works "for 2 s of CPU" ends after 200 reads, the same number every
+// run, instead of 200,000 trapped reads at one step each.
+TEST(DetClock, ACpuTimeBudgetEndsAfterAHundredReadsPerSecond) {
+    auto [a, b] = twice(options({probe("det_time"), "cpu-budget"}));
+    EXPECT_NE(a.out.find("cpu-budget reads 200\n"), std::string::npos) << a.out;
+}
+
 TEST(DetRandom, SeededPerReaderAndDifferentPerSeed) {
     auto o = options({probe("det_random"), "identity"});
     auto [a, b] = twice(o);
