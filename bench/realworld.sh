@@ -3,8 +3,8 @@
 # `dpkg-buildpackage -b` inside hermetic once with `hermeticctl run` (timed: what
 # a user's build costs) and twice more with `hermeticctl run --verify` (the
 # second build perturbed; both traced, so slower), and twice without the
-# sandbox (two copies at different paths, a little later), and compares the
-# .deb files. Prints, per package, identical or not under each, the wall time
+# sandbox (two copies at different paths on a tmpfs, as hermetic's /build is,
+# a little later), and compares the .deb files. Prints, per package, identical or not under each, the wall time
 # of a run, of a verify build and of a plain build, and the totals. Not part
 # of CI (it downloads and builds for a while).
 #
@@ -52,7 +52,11 @@ id-base = 1912602624
 EOF
 "$daemon" --config "$WORK/hermeticd.conf" --foreground >"$WORK/hermeticd.log" 2>&1 &
 daemon_pid=$!
-trap 'kill $daemon_pid 2>/dev/null; wait $daemon_pid 2>/dev/null || true' EXIT
+# Plain builds work in a tmpfs, as hermetic's /build is one: like for like.
+plainfs="$WORK/plainfs"
+mkdir -p "$plainfs"
+mountpoint -q "$plainfs" || mount -t tmpfs -o size=16G,mode=0755 hermetic-realworld "$plainfs"
+trap 'kill $daemon_pid 2>/dev/null; wait $daemon_pid 2>/dev/null || true; umount "$plainfs" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [[ -S $sock ]] && break; sleep 0.1; done
 
 build_cmd='cd */ && dpkg-buildpackage -b -us -uc -j2 >../build.log 2>&1 || { tail -40 ../build.log >&2; exit 1; }; cp ../*.deb "$OUT"/'
@@ -62,7 +66,7 @@ same_h=0 same_p=0 built=0 total_h=0 total_p=0 total_r=0
 for pkg in "${pkgs[@]}"; do
   d="$WORK/$pkg"
   rm -rf "$d"
-  mkdir -p "$d/src" "$d/plain1" "$d/plain2"
+  mkdir -p "$d/src"
   (cd "$d/src" && apt-get "${apt_opts[@]}" -q source "$pkg" >/dev/null 2>&1) || { echo "$pkg: apt-get source failed" | tee -a "$WORK/report.txt"; continue; }
   apt-get "${apt_opts[@]}" -q -y build-dep "$pkg" >/dev/null 2>&1 || { echo "$pkg: build-dep failed" | tee -a "$WORK/report.txt"; continue; }
   # Only the unpacked tree goes in (the .dsc and tarballs stay out of /build).
@@ -94,14 +98,17 @@ for pkg in "${pkgs[@]}"; do
     *) hres="failed($hstatus)" ;;
   esac
 
-  # Plain: the same tree at two paths, built one after the other.
-  cp -a "$d/src/." "$d/plain1/"
-  cp -a "$d/src/." "$d/plain2/"
+  # Plain: the same tree at two paths (on the tmpfs), built one after the other.
+  rm -rf "${plainfs:?}"/*
+  mkdir -p "$plainfs/$pkg-1" "$plainfs/$pkg-2"
+  cp -a "$d/src/." "$plainfs/$pkg-1/"
+  cp -a "$d/src/." "$plainfs/$pkg-2/"
   t0=$(now)
-  (cd "$d/plain1" && export OUT="$d/plain1-out" && mkdir -p "$OUT" && sh -c "$build_cmd") >"$d/plain1.log" 2>&1 || true
+  (cd "$plainfs/$pkg-1" && export OUT="$d/plain1-out" && mkdir -p "$OUT" && sh -c "$build_cmd") >"$d/plain1.log" 2>&1 || true
   t1=$(now)
   sleep 2
-  (cd "$d/plain2" && export OUT="$d/plain2-out" && mkdir -p "$OUT" && sh -c "$build_cmd") >"$d/plain2.log" 2>&1 || true
+  (cd "$plainfs/$pkg-2" && export OUT="$d/plain2-out" && mkdir -p "$OUT" && sh -c "$build_cmd") >"$d/plain2.log" 2>&1 || true
+  rm -rf "${plainfs:?}"/*
   tp=$(echo "$t1 - $t0" | bc -l)
   if ls "$d"/plain1-out/*.deb >/dev/null 2>&1; then
     if (cd "$d/plain1-out" && sha256sum ./*.deb) | diff -q - <(cd "$d/plain2-out" && sha256sum ./*.deb) >/dev/null 2>&1; then
