@@ -131,6 +131,7 @@ const char* class_of(int nr) {
         case SYS_uname: case SYS_sysinfo: case SYS_getcpu: return "identity";
         case SYS_sched_getaffinity: case SYS_sched_setaffinity: return "cpu";
         case SYS_getdents: case SYS_getdents64: return "fs-order";
+        case SYS_execve: case SYS_execveat: return "process";
         default: return "fs-metadata";
     }
 }
@@ -212,27 +213,32 @@ void Engine::fold(Task& t) {
     if (!p.inproc) return;
     uint64_t counter = 0;
     if (!read_mem(p, policy::kScratchBase, &counter, sizeof counter) || counter == 0) return;
-    t.vt += static_cast<int64_t>(counter) * cfg_.clock_step_ns;
+    t.vt = advanced(t.vt, counter, cfg_.clock_step_ns);
     // One record for the batch (each read was served without a trap).
     summary_.by_syscall["clock read (in-process vDSO)"] += counter;
-    summary_.by_class["time"] += counter;
-    if (cfg_.record_deviations) {
-        Deviation d;
-        d.virtual_time_ns = t.vt;
-        d.real_pid = t.tid;
-        resolve_vpid(t);
-        d.virtual_pid = t.vtid;
-        d.exe = exe_of(p).substr(0, 256);
-        d.syscall = "clock_gettime";
-        d.args = "in-process vDSO";
-        d.cls = "time";
-        d.value = std::to_string(counter) + " reads, up to " + std::to_string(t.vt);
-        d.count = counter;
-        if (dev_buf_.empty()) dev_first_ = Clock::now();
-        encode_deviation(d, dev_buf_);
-    }
+    record_batch(t, "clock_gettime", "in-process vDSO", "time",
+                 std::to_string(counter) + " reads, up to " + std::to_string(t.vt), counter);
     uint64_t zero = 0;
     if (!write_mem(p, policy::kScratchBase, &zero, sizeof zero)) p.inproc = false;
+}
+
+void Engine::record_batch(Task& t, const char* syscall, const char* args, const char* cls, std::string value,
+                          uint64_t count) {
+    summary_.by_class[cls] += count;
+    if (!cfg_.record_deviations) return;
+    Deviation d;
+    d.virtual_time_ns = t.vt;
+    d.real_pid = t.tid;
+    resolve_vpid(t);
+    d.virtual_pid = t.vtid;
+    d.exe = exe_of(*t.proc).substr(0, 256);
+    d.syscall = syscall;
+    d.args = args;
+    d.cls = cls;
+    d.value = std::move(value);
+    d.count = count;
+    if (dev_buf_.empty()) dev_first_ = Clock::now();
+    encode_deviation(d, dev_buf_);
 }
 
 void Engine::publish(Task& t) {
@@ -627,7 +633,8 @@ void Engine::on_notification() {
     // Stat calls don't move the clock: most are answered in the process
     // (fast_stat.hpp), and whether one was must not change what time it is.
     const bool stat_family = nr == SYS_stat || nr == SYS_fstat || nr == SYS_lstat || nr == SYS_newfstatat || nr == SYS_statx;
-    if (!stat_family) tick(*t);
+    const bool exec = nr == SYS_execve || nr == SYS_execveat;  // bookkeeping only (before_exec)
+    if (!stat_family && !exec) tick(*t);
     try {
         r = handle(*t, n);
         if (timey) publish(*t);
@@ -739,6 +746,7 @@ Reply Engine::handle(Task& t, const seccomp_notif& n) {
             return r;
         }
         case SYS_utimensat: case SYS_utimes: case SYS_utime: case SYS_futimesat: return utime_call(t, n);
+        case SYS_execve: case SYS_execveat: return before_exec(t);
         default: {
             // The policy says virtualize, but nothing here emulates this call:
             // fail it closed (the real call must not run).

@@ -39,6 +39,14 @@ namespace hermetic::sandbox::determinism {
 
 inline constexpr size_t kSlotSize = 32;  // one itimerspec
 
+// vt + n steps, where n is a count the build kept in its own memory (the
+// clock page): saturating far below overflow, whatever a hostile build wrote.
+inline int64_t advanced(int64_t vt, uint64_t n, int64_t step) {
+    constexpr __int128 kCap = INT64_MAX / 4;
+    const __int128 r = static_cast<__int128>(vt) + static_cast<__int128>(n) * step;
+    return static_cast<int64_t>(r > kCap ? kCap : r);
+}
+
 // A directory listing taken once and served sorted (getdents).
 struct DirSnapshot {
     dev_t dev = 0;
@@ -70,6 +78,8 @@ struct Process {
     // traps at which some of them were not mapped yet.
     std::vector<std::pair<uint64_t, StatSiteCode>> sites_todo;
     int site_tries = 0;
+    // The in-process stat counts (fast_stat_abi.h) already recorded.
+    uint64_t stat_counts_seen[2] = {0, 0};
     std::vector<pid_t> slots;  // scratch slot -> owning tid (0: free)
     std::map<int, DirSnapshot> dirs;  // getdents state by fd
     std::unordered_map<uint64_t, uint64_t> anon_inodes;  // pipes/sockets: real ino -> per-process number
@@ -201,6 +211,11 @@ public:
     Task* task(pid_t tid);
     void tick(Task& t);                      // one virtualized call happened in t
     void fold(Task& t);                      // take in the reads served in-process since the last fold
+    void fold_stat_counts(Task& t);          // record the stats answered in-process since the last fold
+    // One deviation record for `count` calls answered in-process.
+    void record_batch(Task& t, const char* syscall, const char* args, const char* cls, std::string value, uint64_t count);
+    // Before an exec: what the old image did in-process, while it is still there.
+    Reply before_exec(Task& t);
     void publish(Task& t);                   // (re)arm the clock page with the task's clock
     void disable_clock_page(Task& t);
     std::string read_string(Process& p, uint64_t addr, size_t max, int& err);
@@ -265,7 +280,8 @@ public:
     void handle_stop(pid_t tid, int status);
     void on_exec(Task& t);
     const std::string& exe_of(Process& p);
-    void on_new_task(Task& parent, pid_t child, bool thread);
+    void on_new_task(Task& parent, pid_t child, bool thread, bool shares_mm);
+    void adopt_forked_counters(Task& child);
     bool emulate_rdtsc(Task& t);
     void finish_reissue(Task& t);
     void task_gone(pid_t tid);

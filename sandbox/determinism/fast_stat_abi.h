@@ -36,6 +36,13 @@
 /* The exec stub's request for the memfd: newfstatat(-1, NULL, NULL, 0, HELLO). */
 #define HERMETIC_FAST_HELLO 0x6f6c6c65682d746dULL
 
+/* What the code answered itself, counted per process in the scratch page the
+ * exec stub maps at policy::kScratchBase (past the clock page's fields): the
+ * supervisor records the counts as audit events (Engine::fold_stat_counts). */
+#define HERMETIC_SCRATCH_BASE 0x10000UL
+#define HERMETIC_FAST_COUNT_TABLE (HERMETIC_SCRATCH_BASE + 64UL)   /* answered from the table */
+#define HERMETIC_FAST_COUNT_MISSING (HERMETIC_SCRATCH_BASE + 72UL) /* ENOENT / ENOTDIR */
+
 /* Entry slots: the patched call reads its target from header.entry[slot]. */
 #define HERMETIC_FAST_SLOT_NEWFSTATAT 0
 #define HERMETIC_FAST_SLOT_STATX 1

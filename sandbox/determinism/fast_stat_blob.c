@@ -1,7 +1,7 @@
 /* The in-process stat path (see fast_stat_abi.h): code the supervisor maps
  * into every build process at HERMETIC_FAST_CODE. Freestanding: no libc, no
- * writable data, no thread-local state; it only reads the header and the table
- * and writes the caller's stat buffer. Built with its own flags (see
+ * writable data, no thread-local state; it reads the header and the table and
+ * writes the caller's stat buffer and two counters in the scratch page. Built with its own flags (see
  * sandbox/CMakeLists.txt): -mgeneral-regs-only (no vector register is touched),
  * no stack protector, no sanitizer, linked at its fixed address.
  *
@@ -70,6 +70,14 @@ static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
                      : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
                      : "rcx", "r11", "memory");
     return ret;
+}
+
+/* Atomic: a process may start threads after its sites were patched. */
+static inline void count(unsigned long counter) { __atomic_fetch_add((u64*)counter, 1, __ATOMIC_RELAXED); }
+
+static inline long missing(long r) {
+    count(HERMETIC_FAST_COUNT_MISSING);
+    return r;
 }
 
 static inline const struct hermetic_fast_header* header(void) {
@@ -141,8 +149,11 @@ static inline long fast_kstat(long nr, long a0, long a1, long a2, long a3, int m
     if (!h->enabled) return sys6(nr, m[0], m[1], m[2], m[3], 0, 0);
     long r = marker == 4 ? sys6(nr, m[0], m[1], m[2], m[3], (long)HERMETIC_STAT_REAL, 0)
                          : sys6(nr, m[0], m[1], (long)HERMETIC_STAT_REAL, 0, 0, 0);
-    if (r == -E_NOENT || r == -E_NOTDIR) return r;
-    if (r == 0 && rewrite_kstat((volatile struct kstat*)buf, h)) return 0;
+    if (r == -E_NOENT || r == -E_NOTDIR) return missing(r);
+    if (r == 0 && rewrite_kstat((volatile struct kstat*)buf, h)) {
+        count(HERMETIC_FAST_COUNT_TABLE);
+        return 0;
+    }
     return sys6(nr, m[0], m[1], m[2], m[3], 0, 0);
 }
 
@@ -157,7 +168,7 @@ long hermetic_fast_statx(long dirfd, long path, long flags, long mask, long buf)
     const struct hermetic_fast_header* h = header();
     if (!h->enabled) return sys6(NR_STATX, dirfd, path, flags, mask, buf, 0);
     long r = sys6(NR_STATX, dirfd, path, flags, (long)((u32)mask | STATX_BASIC_STATS), buf, (long)HERMETIC_STAT_REAL);
-    if (r == -E_NOENT || r == -E_NOTDIR) return r;
+    if (r == -E_NOENT || r == -E_NOTDIR) return missing(r);
     if (r != 0) return sys6(NR_STATX, dirfd, path, flags, mask, buf, 0);
     volatile struct kstatx* sx = (volatile struct kstatx*)buf;
     const struct hermetic_fast_entry* e = lookup(mkdev(sx->dev_major, sx->dev_minor), sx->ino);
@@ -187,6 +198,7 @@ long hermetic_fast_statx(long dirfd, long path, long flags, long mask, long buf)
     sx->dev_major = dev_major(e->vdev);
     sx->dev_minor = dev_minor(e->vdev);
     sx->mnt_id = dev_minor(e->vdev);
+    count(HERMETIC_FAST_COUNT_TABLE);
     return 0;
 }
 

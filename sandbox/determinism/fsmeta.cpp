@@ -38,6 +38,8 @@
 #include "sandbox/determinism/engine.hpp"
 #include "sandbox/determinism/fast_stat_abi.h"
 #include "sandbox/determinism/served.hpp"
+#include "sandbox/determinism/vdso.hpp"
+#include "syscall-policy/determinism_rules.hpp"
 
 namespace hermetic::sandbox::determinism {
 
@@ -709,13 +711,42 @@ Reply Engine::fast_stat_hello(Task& t, const seccomp_notif& n) {
     return r;
 }
 
+static_assert(HERMETIC_SCRATCH_BASE == policy::kScratchBase && HERMETIC_FAST_COUNT_TABLE >= HERMETIC_SCRATCH_BASE + sizeof(ClockPage) &&
+                  HERMETIC_FAST_COUNT_MISSING == HERMETIC_FAST_COUNT_TABLE + 8,
+              "the stat counters live in the scratch page, past the clock page's fields");
+
+// The stats the process answered itself since the last fold: one record for
+// the batch, like the clock reads served from the page. Counters only grow
+// (other threads may be counting), so what was recorded is remembered.
+void Engine::fold_stat_counts(Task& t) {
+    Process& p = *t.proc;
+    // A vfork child counts into its parent's page: the parent records those.
+    if (p.fast_stat != 1 || !p.scratch || p.shared_mm) return;
+    uint64_t c[2];
+    if (!read_mem(p, HERMETIC_FAST_COUNT_TABLE, c, sizeof c)) return;
+    // The build can write its counters: one that went back starts over.
+    const uint64_t table = c[0] >= p.stat_counts_seen[0] ? c[0] - p.stat_counts_seen[0] : c[0];
+    const uint64_t missing = c[1] >= p.stat_counts_seen[1] ? c[1] - p.stat_counts_seen[1] : c[1];
+    if (table == 0 && missing == 0) return;
+    p.stat_counts_seen[0] = c[0];
+    p.stat_counts_seen[1] = c[1];
+    summary_.by_syscall["stat family (in-process)"] += table + missing;
+    record_batch(t, "stat family", "in-process", "fs-metadata",
+                 std::to_string(table) + " answered from the table, " + std::to_string(missing) + " missing",
+                 table + missing);
+}
+
 bool Engine::fast_stat_ready(Process& p) {
     // Only while the process is single-threaded: the 7 bytes are written while
     // the only thread that could run them waits for this answer.
     if (!fast_stat_ || p.fast_stat < 0 || p.multithreaded || p.shared_mm || p.tasks != 1) return false;
     if (p.fast_stat == 0) {
-        uint64_t magic = 0;
-        p.fast_stat = read_mem(p, HERMETIC_FAST_BASE, &magic, sizeof magic) && magic == HERMETIC_FAST_MAGIC ? 1 : -1;
+        // The code counts into the scratch page: it must be there too.
+        uint64_t magic = 0, counts[2];
+        p.fast_stat = p.scratch && read_mem(p, HERMETIC_FAST_COUNT_TABLE, counts, sizeof counts) &&
+                              read_mem(p, HERMETIC_FAST_BASE, &magic, sizeof magic) && magic == HERMETIC_FAST_MAGIC
+                          ? 1
+                          : -1;
         if (p.fast_stat < 0) return false;
         // The sites this program trapped at in earlier processes: patched as
         // soon as their library is mapped (at this or a later trap).

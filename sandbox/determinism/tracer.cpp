@@ -21,7 +21,9 @@
 #include "common/io.hpp"
 #include "common/sys_error.hpp"
 #include "sandbox/determinism/engine.hpp"
+#include "sandbox/determinism/fast_stat_abi.h"
 #include "sandbox/determinism/vdso.hpp"
+#include "syscall-policy/determinism_rules.hpp"
 
 namespace hermetic::sandbox::determinism {
 
@@ -166,14 +168,13 @@ void Engine::handle_stop(pid_t tid, int status) {
             // page is turned off (a vfork parent gets it back at its next clock trap).
             if (thread || shares_mm) disable_clock_page(*t);
             if (thread) t->proc->multithreaded = true;
-            if (child > 0) on_new_task(*t, static_cast<pid_t>(child), thread);
-            if (!thread && shares_mm && child > 0)
-                if (Task* c = task(static_cast<pid_t>(child))) c->proc->shared_mm = true;
+            if (child > 0) on_new_task(*t, static_cast<pid_t>(child), thread, shares_mm);
             cont(tid, 0);
             return;
         }
         case PTRACE_EVENT_EXIT:
             fold(*t);  // count the last reads served in-process
+            fold_stat_counts(*t);
             cont(tid, 0);
             return;
         case PTRACE_EVENT_STOP: {
@@ -205,7 +206,7 @@ void Engine::handle_stop(pid_t tid, int status) {
     }
 }
 
-void Engine::on_new_task(Task& parent, pid_t child, bool thread) {
+void Engine::on_new_task(Task& parent, pid_t child, bool thread, bool shares_mm) {
     tick(parent);  // creating a task is an event of its creator
     auto nt = std::make_unique<Task>();
     nt->tid = child;
@@ -228,12 +229,14 @@ void Engine::on_new_task(Task& parent, pid_t child, bool thread) {
         np->sites_todo = pp.sites_todo;  // and the patched text
         np->site_tries = pp.site_tries;
         np->tasks = 1;
+        np->shared_mm = shares_mm;
         np->mem = open_mem(*this, child);
         nt->proc = std::move(np);
         summary_.processes++;
     }
     nt->vt = nt->start_vt = parent.vt;
     nt->pending = parent.pending;
+    if (!thread && !shares_mm) adopt_forked_counters(*nt);
     auto early = early_stops_.find(child);
     bool stopped = early != early_stops_.end();
     if (stopped) early_stops_.erase(early);
@@ -243,6 +246,34 @@ void Engine::on_new_task(Task& parent, pid_t child, bool thread) {
         raw->started = true;
         cont(child, 0);
     }
+}
+
+// A forked child has a copy of its parent's in-process counters, which the
+// parent records: the child takes its clock from them without recording them
+// again, and records only its own stats. It has not run yet.
+void Engine::adopt_forked_counters(Task& child) {
+    Process& p = *child.proc;
+    if (p.inproc) {
+        uint64_t counter = 0, zero = 0;
+        if (read_mem(p, policy::kScratchBase, &counter, sizeof counter))
+            child.vt = advanced(child.vt, counter, cfg_.clock_step_ns);
+        (void)write_mem(p, policy::kScratchBase, &zero, sizeof zero);
+        publish(child);  // based on the clock it has now
+    }
+    if (p.fast_stat == 1 && !read_mem(p, HERMETIC_FAST_COUNT_TABLE, p.stat_counts_seen, sizeof p.stat_counts_seen))
+        p.stat_counts_seen[0] = p.stat_counts_seen[1] = 0;
+}
+
+Reply Engine::before_exec(Task& t) {
+    // The exec's own stop comes after the old address space is gone: reads
+    // served there since the last fold would be lost, and the new image's
+    // clock would start behind what the old one last read.
+    fold(t);
+    fold_stat_counts(t);
+    Reply r;
+    r.kind = Reply::Continue;  // nothing was read from the call's arguments
+    r.quiet = true;
+    return r;
 }
 
 void Engine::on_exec(Task& t) {
@@ -260,6 +291,7 @@ void Engine::on_exec(Task& t) {
     p.fast_stat = 0;
     p.sites_todo.clear();
     p.site_tries = 0;
+    p.stat_counts_seen[0] = p.stat_counts_seen[1] = 0;
     t.slot = -1;
     if (!p.mem) {
         note("exec: cannot open the memory of " + exe_of(p));

@@ -198,6 +198,20 @@ TEST(DetClock, ACpuTimeBudgetEndsAfterAHundredReadsPerSecond) {
     EXPECT_NE(a.out.find("cpu-budget reads 200\n"), std::string::npos) << a.out;
 }
 
+// A thousand reads served in the process, then an exec: the clock the new image
+// reads continues from the last of them (the supervisor counts them before the
+// old address space is gone), it does not go back.
+TEST(DetClock, AnExecDoesNotTakeTheClockBack) {
+    auto [a, b] = twice(options({probe("det_time"), "exec-order"}));
+    auto secs = [&](const std::string& key) {
+        std::smatch m;
+        EXPECT_TRUE(std::regex_search(a.out, m, std::regex(key + " ([0-9]+)\\.([0-9]{9})"))) << a.out;
+        return m.size() == 3 ? std::stoll(m[1]) * 1'000'000'000 + std::stoll(m[2]) : 0;
+    };
+    int64_t before = secs("before-exec"), after = secs("after-exec");
+    EXPECT_GT(after, before) << a.out;
+}
+
 TEST(DetRandom, SeededPerReaderAndDifferentPerSeed) {
     auto o = options({probe("det_random"), "identity"});
     auto [a, b] = twice(o);
@@ -338,6 +352,38 @@ TEST(DetFiles, InProcessStatAnswersLikeTheSupervisorWithoutTrapping) {
     const uint64_t calls = (paths.size() * 4 - 2) * rounds;
     EXPECT_GE(stat_traps(trapped), calls);
     EXPECT_LT(stat_traps(fast), 2 * 4 * rounds + 100u) << "of " << calls;
+    // Every call is a deviation either way: those answered in the process are
+    // counted there and recorded in batches (per process, before it exits).
+    const uint64_t in_process = fast.summary.by_syscall["stat family (in-process)"];
+    EXPECT_GT(in_process, calls / 2);
+    EXPECT_EQ(stat_traps(fast) + in_process, stat_traps(trapped));
+    uint64_t batched = 0;
+    for (const Deviation& d : fast.deviations)
+        if (d.syscall == "stat family" && d.args == "in-process") batched += d.count;
+    EXPECT_EQ(batched, in_process);
+}
+
+// Counted once: a forked child starts with a copy of its parent's counters (the
+// parent records those), and an exec takes in the old image's counts before
+// they are gone. A program stats, forks, its child stats, it stats again, three
+// times from a shell: as many stat deviations as with every stat trapped.
+TEST(DetFiles, InProcessStatsAreCountedOnceAcrossForkAndExec) {
+    const std::string det_fs = probe("det_fs");
+    const std::string once = det_fs + " fork-repeat 20 /usr/bin/env /no/such/file /usr >/dev/null";
+    auto count = [&](bool in_process) {
+        auto o = options({"/bin/sh", "-c", once + "; " + once + "; " + once});
+        o.config.in_process_stat = in_process;
+        MiniSandboxResult r = run(o);
+        EXPECT_EQ(r.status, 0) << r.err;
+        auto& s = r.summary.by_syscall;
+        return std::pair{s["newfstatat"] + s["statx"] + s["stat"] + s["lstat"] + s["fstat"],
+                         s["stat family (in-process)"]};
+    };
+    auto [fast_traps, fast_in_process] = count(true);
+    auto [traps, none] = count(false);
+    EXPECT_EQ(none, 0u);
+    EXPECT_GT(fast_in_process, 3 * 3 * 20 * 3u);
+    EXPECT_EQ(fast_traps + fast_in_process, traps) << fast_traps << " in-process " << fast_in_process;
 }
 
 // A program's next processes find its stat wrappers already sent to the table
@@ -353,7 +399,8 @@ TEST(DetFiles, LaterProcessesOfAProgramStartWithItsStatSitesPatched) {
     ASSERT_EQ(r.status, 0) << r.err;
     std::map<pid_t, int> stat_traps;  // per det_fs process, in order of pids
     for (const Deviation& d : r.deviations)
-        if (d.exe.find("det_fs") != std::string::npos && d.cls == "fs-metadata") stat_traps[d.real_pid] += 1;
+        if (d.exe.find("det_fs") != std::string::npos && d.cls == "fs-metadata" && d.args != "in-process")
+            stat_traps[d.real_pid] += 1;
     ASSERT_EQ(stat_traps.size(), 3u);
     auto first = stat_traps.begin()->second, last = stat_traps.rbegin()->second;
     EXPECT_GE(first, 3) << "the loader's, the fstatat and the statx wrappers' first calls";

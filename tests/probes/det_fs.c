@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "probe_guard.h"
@@ -155,6 +156,18 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc >= 3 && strcmp(argv[1], "repeat") == 0) return repeat(atoi(argv[2]), argv + 3, argc - 3);
+    if (argc >= 3 && strcmp(argv[1], "fork-repeat") == 0) {
+        /* Stats before a fork, in the child, and in the parent after it. */
+        int n = atoi(argv[2]);
+        repeat(n, argv + 3, argc - 3);
+        fflush(stdout);
+        pid_t child = fork();
+        if (child == 0) _exit(repeat(n, argv + 3, argc - 3) == 0 && fflush(stdout) == 0 ? 0 : 1);
+        int status = 0;
+        waitpid(child, &status, 0);
+        repeat(n, argv + 3, argc - 3);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+    }
     if (argc >= 2 && strcmp(argv[1], "create") == 0) {
         mkdir("/build/made", 0755);
         put("/build/made/a", "first");

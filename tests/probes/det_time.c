@@ -101,6 +101,21 @@ int main(int argc, char **argv) {
         all();
         return 0;
     }
+    if (strcmp(mode, "exec-order") == 0) {
+        /* Clock reads (served in the process), then an exec: the new image's
+         * first read must come after the last one of the old. */
+        struct timespec ts = now(CLOCK_REALTIME);
+        for (int i = 0; i < 1000; i++) ts = now(CLOCK_REALTIME);
+        show("before-exec", ts);
+        fflush(stdout);
+        execl("/proc/self/exe", argv[0], "exec-after", (char *)NULL);
+        perror("exec");
+        return 1;
+    }
+    if (strcmp(mode, "exec-after") == 0) {
+        show("after-exec", now(CLOCK_REALTIME));
+        return 0;
+    }
     struct timespec m0 = now(CLOCK_MONOTONIC), r0 = now(CLOCK_REALTIME);
     if (strcmp(mode, "sleep-rel") == 0) {
         struct timespec d = {0, 500000000};

@@ -243,9 +243,9 @@ TEST(DetPolicy, VirtualizesWhatTheEngineEmulatesAndNothingElse) {
     using K = policy::ActionKind;
     for (int nr : {SYS_clock_gettime, SYS_gettimeofday, SYS_time, SYS_clock_getres, SYS_getrandom, SYS_uname, SYS_sysinfo,
                    SYS_getcpu, SYS_sched_getaffinity, SYS_getdents64, SYS_getdents, SYS_newfstatat, SYS_statx, SYS_fstat,
-                   SYS_utimensat})
+                   SYS_utimensat, SYS_execve, SYS_execveat})
         EXPECT_EQ(kind(nr), K::Virtualize) << policy::syscall_name(nr);
-    for (int nr : {SYS_read, SYS_write, SYS_openat, SYS_mmap, SYS_getpid, SYS_execve, SYS_clone})
+    for (int nr : {SYS_read, SYS_write, SYS_openat, SYS_mmap, SYS_getpid, SYS_clone})
         EXPECT_EQ(kind(nr), K::Allow) << policy::syscall_name(nr);
     const uint64_t user_ptr = 0x7ffd00001000, scratch = policy::kScratchBase + 64;
     // Timed futex waits go to the supervisor; untimed ones and re-issued ones don't.
@@ -437,6 +437,14 @@ TEST(DetFastStat, ThisGlibcsWrappersArePatchable) {
     }
 }
 
+// Counts of calls answered in the process come from the build's memory: the
+// clock they advance saturates instead of overflowing.
+TEST(DetClockPage, AdvancingByAHostileCountSaturates) {
+    EXPECT_EQ(advanced(10, 3, 5), 25);
+    EXPECT_EQ(advanced(1'700'000'000'000'000'000, UINT64_MAX, 1'000'000'000), INT64_MAX / 4);
+    EXPECT_EQ(advanced(-5, 0, 10), -5);
+}
+
 TEST(DetFastStat, OnlyAWrappersSyscallOfTheStatFamilyIsPatched) {
     // newfstatat with the 32-bit and the 64-bit error check; then what is not one.
     const StatSiteCode fstatat = {0xb8, 0x06, 0x01, 0, 0, 0x0f, 0x05, 0x3d, 0x00, 0xf0, 0xff, 0xff, 0x77};
@@ -478,6 +486,15 @@ TEST(DetFastStat, TheInProcessCodeAnswersFromTheTable) {
     void* at = ::mmap(reinterpret_cast<void*>(HERMETIC_FAST_BASE), HERMETIC_FAST_SIZE, PROT_READ | PROT_EXEC,
                       MAP_SHARED | MAP_FIXED_NOREPLACE, fast.fd(), 0);
     if (at == MAP_FAILED) GTEST_SKIP() << "the fixed address is taken in this process: " << std::strerror(errno);
+    // The scratch page the exec stub maps, where the code counts its answers.
+    void* scratch = ::mmap(reinterpret_cast<void*>(HERMETIC_SCRATCH_BASE), 4096, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (scratch == MAP_FAILED) {
+        ::munmap(at, HERMETIC_FAST_SIZE);
+        GTEST_SKIP() << "the scratch address is taken in this process: " << std::strerror(errno);
+    }
+    const auto* answered = reinterpret_cast<const uint64_t*>(HERMETIC_FAST_COUNT_TABLE);
+    const auto* missing = reinterpret_cast<const uint64_t*>(HERMETIC_FAST_COUNT_MISSING);
     // Sealed: nobody maps it writable again.
     EXPECT_EQ(::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fast.fd(), 0), MAP_FAILED);
     const auto* h = reinterpret_cast<const hermetic_fast_header*>(HERMETIC_FAST_BASE);
@@ -530,6 +547,9 @@ TEST(DetFastStat, TheInProcessCodeAnswersFromTheTable) {
     EXPECT_EQ(call_fast_entry(h->entry[HERMETIC_FAST_SLOT_STAT], (long)"/no/such/file", (long)&st, 0, 0, 0), -ENOENT);
     EXPECT_EQ(call_fast_entry(h->entry[HERMETIC_FAST_SLOT_NEWFSTATAT], AT_FDCWD, (long)"/no/such/file", (long)&st, 0, 0), -ENOENT);
     EXPECT_EQ(call_fast_entry(h->entry[HERMETIC_FAST_SLOT_NEWFSTATAT], AT_FDCWD, (long)"/usr/bin/env/x", (long)&st, 0, 0), -ENOTDIR);
+    // Each answer counted: newfstatat, statx, stat, lstat, fstat; three missing.
+    EXPECT_EQ(*answered, 5u);
+    EXPECT_EQ(*missing, 3u);
     // Not in the table: re-issued as it was (unfiltered here: the real answer).
     struct stat sh{};
     ASSERT_EQ(::stat("/bin/sh", &sh), 0);
@@ -541,6 +561,10 @@ TEST(DetFastStat, TheInProcessCodeAnswersFromTheTable) {
     EXPECT_EQ(st.st_ino, real.st_ino);
     // A bad buffer fails like the syscall, it does not crash.
     EXPECT_EQ(call_fast_entry(h->entry[HERMETIC_FAST_SLOT_NEWFSTATAT], AT_FDCWD, (long)"/usr/bin/env", 8, 0, 0), -EFAULT);
+    // What was re-issued is the supervisor's to count.
+    EXPECT_EQ(*answered, 5u);
+    EXPECT_EQ(*missing, 3u);
+    ::munmap(scratch, 4096);
     ::munmap(at, HERMETIC_FAST_SIZE);
 }
 
