@@ -793,6 +793,32 @@ void Engine::record(Task& t, const seccomp_notif& n, const Reply& r, const char*
     encode_deviation(d, dev_buf_);
 }
 
+// A read of a served file (served.cpp): answered by the FUSE server, not a
+// trap, but a deviation all the same: syscall "read", the file as its
+// argument. The reader may be unknown (a task the tracer has not seen yet):
+// then only its pid is known.
+void Engine::record_served_read(Task* reader, pid_t vpid, const std::string& file, const char* cls, std::string value) {
+    summary_.by_syscall["read " + file]++;
+    summary_.by_class[cls]++;
+    if (!cfg_.record_deviations) return;
+    Deviation d;
+    d.virtual_pid = vpid;
+    if (reader) {
+        d.virtual_time_ns = reader->vt;
+        d.real_pid = reader->tid;
+        d.exe = exe_of(*reader->proc).substr(0, 256);
+    } else {
+        d.exe = "?";
+    }
+    d.syscall_nr = SYS_read;
+    d.syscall = "read";
+    d.args = file;
+    d.cls = cls;
+    d.value = std::move(value);
+    if (dev_buf_.empty()) dev_first_ = Clock::now();
+    encode_deviation(d, dev_buf_);
+}
+
 void Engine::record_insn(Task& t, const char* what, const std::string& value) {
     summary_.by_syscall[what]++;
     summary_.by_class["time"]++;

@@ -214,6 +214,7 @@ public:
     void fold_stat_counts(Task& t);          // record the stats answered in-process since the last fold
     // One deviation record for `count` calls answered in-process.
     void record_batch(Task& t, const char* syscall, const char* args, const char* cls, std::string value, uint64_t count);
+    void record_served_read(Task* reader, pid_t vpid, const std::string& file, const char* cls, std::string value);
     // Before an exec: what the old image did in-process, while it is still there.
     Reply before_exec(Task& t);
     void publish(Task& t);                   // (re)arm the clock page with the task's clock

@@ -355,8 +355,8 @@ void Engine::on_fuse() {
                     } else {
                         stream_bytes(key_, "urandom/" + who, data.data(), size);
                     }
-                    summary_.by_syscall["read /dev/urandom"]++;
-                    summary_.by_class["random"]++;
+                    record_served_read(reader, static_cast<pid_t>(in.pid), "/dev/urandom", "random",
+                                       std::to_string(size) + " bytes");
                 } else {
                     std::string content;
                     if (f->kind == ServedKind::Uuid) {
@@ -365,7 +365,6 @@ void Engine::on_fuse() {
                         uint8_t b[16];
                         stream_bytes(key_, "uuid/" + who + "/" + std::to_string(k), b, sizeof b);
                         content = uuid_from(b) + "\n";
-                        summary_.by_class["random"]++;
                     } else {
                         if (reader && f->kind == ServedKind::Uptime) {
                             drain_fanotify();  // its file events before its clock moves
@@ -373,10 +372,11 @@ void Engine::on_fuse() {
                             publish(*reader);
                         }
                         content = served_content(*this, f->kind, reader);
-                        summary_.by_class["identity"]++;
                     }
-                    summary_.by_syscall[std::string("read /") + f->target]++;
                     if (ri.offset < content.size()) data = content.substr(ri.offset, size);
+                    record_served_read(reader, static_cast<pid_t>(in.pid), std::string("/") + f->target,
+                                       f->kind == ServedKind::Uuid ? "random" : "identity",
+                                       std::to_string(data.size()) + " bytes at " + std::to_string(ri.offset));
                 }
                 reply.send(0, data.data(), data.size());
                 break;

@@ -105,11 +105,12 @@ TEST_F(DaemonAudit, ClocksRandomADirectoryAndASocketProduceTheExpectedEvents) {
     auto r = ctl({"audit", id, "--json"});
     ASSERT_EQ(r.status, 0) << r.describe();
     std::map<std::string, uint64_t> by_class;
-    std::set<std::string> syscalls;
+    std::set<std::string> syscalls, served_reads;
     for (const auto& rec : json_lines(r.out)) {
         if (rec["kind"] != "event") continue;
         ++by_class[rec["class"].get<std::string>()];
         syscalls.insert(rec["syscall"].get<std::string>());
+        if (rec["syscall"] == "read") served_reads.insert(rec["args"].get<std::string>());
         EXPECT_EQ(rec["job"], id);
     }
     EXPECT_GT(by_class["time"], 0u) << r.out.substr(0, 2000);
@@ -117,10 +118,16 @@ TEST_F(DaemonAudit, ClocksRandomADirectoryAndASocketProduceTheExpectedEvents) {
     EXPECT_TRUE(syscalls.count("getrandom"));
     EXPECT_TRUE(syscalls.count("getdents64"));
     EXPECT_TRUE(syscalls.count("socket") || syscalls.count("connect")) << "no network attempt recorded";
+    // Reads of the served files (det_random reads /dev/urandom, the uuid and
+    // boot_id files) are events too, not only counts in the summary.
+    EXPECT_TRUE(served_reads.count("/dev/urandom")) << r.out.substr(0, 2000);
+    EXPECT_TRUE(served_reads.count("/proc/sys/kernel/random/uuid")) << r.out.substr(0, 2000);
 
     auto human = ctl({"audit", id});
     ASSERT_EQ(human.status, 0) << human.describe();
     EXPECT_NE(human.out.find("deviations"), std::string::npos) << human.out;
+    // Everything the supervisor counted reached the log.
+    EXPECT_EQ(human.out.find("lost on the way"), std::string::npos) << human.out;
     EXPECT_NE(human.out.find("network:"), std::string::npos) << human.out;
     EXPECT_EQ(human.out.find("network:     no attempts"), std::string::npos) << human.out;
     auto v = ctl({"audit", id, "--verify"});
