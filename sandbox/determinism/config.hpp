@@ -82,6 +82,9 @@ struct DeterminismConfig {
     // supervisor has answered for once. Off with `trace` (every call is then
     // an event).
     bool in_process_stat = true;
+    // The dynamic loader's rdtsc sites answered in the process (rdtsc_patch.hpp;
+    // needs the exec stub's hello, so in_process_stat too). Off: they trap.
+    bool in_process_rdtsc = true;
 };
 
 // What the supervisor did, for the job's summary.

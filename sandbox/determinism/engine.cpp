@@ -214,10 +214,26 @@ void Engine::fold(Task& t) {
     uint64_t counter = 0;
     if (!read_mem(p, policy::kScratchBase, &counter, sizeof counter) || counter == 0) return;
     t.vt = advanced(t.vt, counter, cfg_.clock_step_ns);
-    // One record for the batch (each read was served without a trap).
-    summary_.by_syscall["clock read (in-process vDSO)"] += counter;
-    record_batch(t, "clock_gettime", "in-process vDSO", "time",
-                 std::to_string(counter) + " reads, up to " + std::to_string(t.vt), counter);
+    // Of those, the rdtsc reads of patched loader sites (rdtsc_patch.hpp).
+    uint64_t tsc_reads = 0;
+    if (p.rdtsc_patched) {
+        uint64_t n = 0;
+        if (read_mem(p, policy::kScratchBase + kRdtscCountOffset, &n, sizeof n)) {
+            tsc_reads = std::min(counter, n >= p.rdtsc_seen ? n - p.rdtsc_seen : n);  // the build can write it
+            p.rdtsc_seen = n;
+        }
+    }
+    // One record per batch (each read was served without a trap).
+    if (tsc_reads) {
+        summary_.by_syscall["rdtsc (in-process)"] += tsc_reads;
+        record_batch(t, "rdtsc", "in-process", "time", std::to_string(tsc_reads) + " reads, up to " + std::to_string(t.vt),
+                     tsc_reads);
+    }
+    if (const uint64_t clock_reads = counter - tsc_reads) {
+        summary_.by_syscall["clock read (in-process vDSO)"] += clock_reads;
+        record_batch(t, "clock_gettime", "in-process vDSO", "time",
+                     std::to_string(clock_reads) + " reads, up to " + std::to_string(t.vt), clock_reads);
+    }
     uint64_t zero = 0;
     if (!write_mem(p, policy::kScratchBase, &zero, sizeof zero)) p.inproc = false;
 }
@@ -250,7 +266,7 @@ void Engine::publish(Task& t) {
         if (p.inproc) disable_clock_page(t);
         return;
     }
-    ClockPage page{0, t.vt, cfg_.clock_step_ns, mono_ns(t) - t.vt, 1, 0};
+    ClockPage page{0, t.vt, cfg_.clock_step_ns, mono_ns(t) - t.vt, 1, 0, cfg_.tsc_hz, 1'000'000'000};
     p.inproc = write_mem(p, policy::kScratchBase, &page, sizeof page);
 }
 

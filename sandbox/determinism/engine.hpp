@@ -80,6 +80,11 @@ struct Process {
     int site_tries = 0;
     // The in-process stat counts (fast_stat_abi.h) already recorded.
     uint64_t stat_counts_seen[2] = {0, 0};
+    // The dynamic loader (AT_BASE) and the end of its text; whether rdtsc
+    // sites of it were patched here, and their count already recorded.
+    uint64_t interp_base = 0, interp_text_end = 0;
+    bool rdtsc_patched = false;
+    uint64_t rdtsc_seen = 0;
     std::vector<pid_t> slots;  // scratch slot -> owning tid (0: free)
     std::map<int, DirSnapshot> dirs;  // getdents state by fd
     std::unordered_map<uint64_t, uint64_t> anon_inodes;  // pipes/sockets: real ino -> per-process number
@@ -284,6 +289,8 @@ public:
     void on_new_task(Task& parent, pid_t child, bool thread, bool shares_mm);
     void adopt_forked_counters(Task& child);
     bool emulate_rdtsc(Task& t);
+    void learn_rdtsc_site(Process& p, uint64_t rip);
+    void prepare_rdtsc(Task& t);
     void finish_reissue(Task& t);
     void task_gone(pid_t tid);
 
@@ -356,6 +363,9 @@ public:
     // program has them at the same addresses (ASLR is off), patched before
     // they trap once more. Checked byte for byte before each write.
     std::map<std::string, std::map<uint64_t, StatSiteCode>> known_sites_;
+    // The loader's rdtsc sites that trapped and can be patched: address -> the
+    // bytes there (kRdtscWindow), checked before patching another process.
+    std::map<uint64_t, std::vector<uint8_t>> rdtsc_sites_;
 
     // Notification buffers (libseccomp's, sized for this kernel).
     seccomp_notif* req_ = nullptr;

@@ -706,12 +706,14 @@ Reply Engine::fast_stat_hello(Task& t, const seccomp_notif& n) {
     add.flags = SECCOMP_ADDFD_FLAG_SEND;
     add.srcfd = static_cast<uint32_t>(fast_stat_->fd());
     add.newfd_flags = O_CLOEXEC;
+    prepare_rdtsc(t);  // before the loader runs (and before the answer lets it)
     if (::ioctl(listener_.get(), SECCOMP_IOCTL_NOTIF_ADDFD, &add) < 0) return r;  // it runs without
     r.kind = Reply::Deferred;
     return r;
 }
 
-static_assert(HERMETIC_SCRATCH_BASE == policy::kScratchBase && HERMETIC_FAST_COUNT_TABLE >= HERMETIC_SCRATCH_BASE + sizeof(ClockPage) &&
+static_assert(HERMETIC_SCRATCH_BASE == policy::kScratchBase && kRdtscCountOffset >= sizeof(ClockPage) &&
+                  HERMETIC_FAST_COUNT_TABLE >= HERMETIC_SCRATCH_BASE + kRdtscCountOffset + 8 &&
                   HERMETIC_FAST_COUNT_MISSING == HERMETIC_FAST_COUNT_TABLE + 8,
               "the stat counters live in the scratch page, past the clock page's fields");
 
@@ -731,7 +733,7 @@ void Engine::fold_stat_counts(Task& t) {
     p.stat_counts_seen[0] = c[0];
     p.stat_counts_seen[1] = c[1];
     summary_.by_syscall["stat family (in-process)"] += table + missing;
-    record_batch(t, "stat family", "in-process", "fs-metadata",
+    record_batch(t, "stat_family", "in-process", "fs-metadata",
                  std::to_string(table) + " answered from the table, " + std::to_string(missing) + " missing",
                  table + missing);
 }

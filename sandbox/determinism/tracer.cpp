@@ -22,6 +22,7 @@
 #include "common/sys_error.hpp"
 #include "sandbox/determinism/engine.hpp"
 #include "sandbox/determinism/fast_stat_abi.h"
+#include "sandbox/determinism/rdtsc_patch.hpp"
 #include "sandbox/determinism/vdso.hpp"
 #include "syscall-policy/determinism_rules.hpp"
 
@@ -228,6 +229,9 @@ void Engine::on_new_task(Task& parent, pid_t child, bool thread, bool shares_mm)
         np->fast_stat = pp.fast_stat;  // and the stat table's mapping
         np->sites_todo = pp.sites_todo;  // and the patched text
         np->site_tries = pp.site_tries;
+        np->interp_base = pp.interp_base;
+        np->interp_text_end = pp.interp_text_end;
+        np->rdtsc_patched = pp.rdtsc_patched;
         np->tasks = 1;
         np->shared_mm = shares_mm;
         np->mem = open_mem(*this, child);
@@ -262,6 +266,8 @@ void Engine::adopt_forked_counters(Task& child) {
     }
     if (p.fast_stat == 1 && !read_mem(p, HERMETIC_FAST_COUNT_TABLE, p.stat_counts_seen, sizeof p.stat_counts_seen))
         p.stat_counts_seen[0] = p.stat_counts_seen[1] = 0;
+    if (p.rdtsc_patched && !read_mem(p, policy::kScratchBase + kRdtscCountOffset, &p.rdtsc_seen, sizeof p.rdtsc_seen))
+        p.rdtsc_seen = 0;
 }
 
 Reply Engine::before_exec(Task& t) {
@@ -292,6 +298,9 @@ void Engine::on_exec(Task& t) {
     p.sites_todo.clear();
     p.site_tries = 0;
     p.stat_counts_seen[0] = p.stat_counts_seen[1] = 0;
+    p.interp_base = p.interp_text_end = 0;
+    p.rdtsc_patched = false;
+    p.rdtsc_seen = 0;
     t.slot = -1;
     if (!p.mem) {
         note("exec: cannot open the memory of " + exe_of(p));
@@ -316,9 +325,10 @@ void Engine::on_exec(Task& t) {
             }
             if (w[i] == AT_SYSINFO_EHDR) vdso = w[i + 1];
             if (w[i] == AT_RANDOM) at_random = w[i + 1];
+            if (w[i] == AT_BASE) p.interp_base = w[i + 1];
         }
         if (!found) {
-            vdso = at_random = 0;
+            vdso = at_random = p.interp_base = 0;
             char path[48];
             std::snprintf(path, sizeof path, "%d/auxv", p.tgid);
             std::string auxv;
@@ -332,6 +342,7 @@ void Engine::on_exec(Task& t) {
                 std::memcpy(&v, auxv.data() + off + 8, 8);
                 if (k == AT_SYSINFO_EHDR) vdso = v;
                 if (k == AT_RANDOM) at_random = v;
+                if (k == AT_BASE) p.interp_base = v;
             }
         }
     }
@@ -408,6 +419,62 @@ const std::string& Engine::exe_of(Process& p) {
     return p.exe;
 }
 
+// An rdtsc of the dynamic loader that trapped: if it can be patched
+// (rdtsc_patch.hpp), the program's next processes get it patched at their
+// hello. Only in the loader: its sites run in every dynamic process.
+void Engine::learn_rdtsc_site(Process& p, uint64_t rip) {
+    if (!cfg_.in_process_rdtsc || !p.interp_text_end || rip < p.interp_base || rip >= p.interp_text_end) return;
+    if (rdtsc_sites_.size() >= 32 || rdtsc_sites_.count(rip)) return;
+    std::vector<uint8_t> window(kRdtscWindow);
+    if (!read_mem(p, rip, window.data(), window.size())) return;
+    if (plan_rdtsc_patch(window, rip, p.interp_text_end)) rdtsc_sites_.emplace(rip, std::move(window));
+}
+
+// At the exec stub's hello, before the loader runs: the clock page on, and
+// the known rdtsc sites of the loader sent to trampolines in the slack of its
+// last text page.
+void Engine::prepare_rdtsc(Task& t) {
+    Process& p = *t.proc;
+    uint64_t probe = 0;
+    if (!p.scratch || !p.interp_base || !read_mem(p, policy::kScratchBase, &probe, sizeof probe)) return;
+    publish(t);
+    if (!p.inproc) return;
+    Elf64_Ehdr eh{};
+    if (!read_mem(p, p.interp_base, &eh, sizeof eh) || std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+        eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > 32)
+        return;
+    std::vector<Elf64_Phdr> ph(eh.e_phnum);
+    if (!read_mem(p, p.interp_base + eh.e_phoff, ph.data(), ph.size() * sizeof(Elf64_Phdr))) return;
+    uint64_t text_end = 0;
+    for (const auto& h : ph)
+        if (h.p_type == PT_LOAD && (h.p_flags & PF_X)) text_end = std::max<uint64_t>(text_end, p.interp_base + h.p_vaddr + h.p_memsz);
+    if (!text_end) return;
+    p.interp_text_end = text_end;
+    if (rdtsc_sites_.empty()) return;
+    uint64_t cursor = (text_end + 15) & ~uint64_t{15};
+    const uint64_t limit = (text_end + 4095) & ~uint64_t{4095};
+    if (cursor >= limit) return;
+    // The slack must be what the file has there: nothing (zeros).
+    std::vector<uint8_t> slack(limit - cursor);
+    if (!read_mem(p, cursor, slack.data(), slack.size()) ||
+        std::any_of(slack.begin(), slack.end(), [](uint8_t b) { return b != 0; }))
+        return;
+    std::vector<uint8_t> now(kRdtscWindow);
+    for (const auto& [site, original] : rdtsc_sites_) {
+        if (site < p.interp_base || site + kRdtscWindow > text_end) continue;
+        if (cursor + kRdtscTrampolineMax > limit) break;
+        if (!read_mem(p, site, now.data(), now.size()) || now != original) continue;  // another loader
+        auto patch = plan_rdtsc_patch(now, site, cursor);
+        if (!patch) continue;
+        // The trampoline before the jump to it.
+        if (!write_mem(p, cursor, patch->trampoline.data(), patch->trampoline.size()) ||
+            !write_mem(p, site, patch->site.data(), patch->site.size()))
+            continue;
+        cursor += (patch->trampoline.size() + 15) & ~size_t{15};
+        p.rdtsc_patched = true;
+    }
+}
+
 bool Engine::emulate_rdtsc(Task& t) {
     siginfo_t si{};
     if (::ptrace(PTRACE_GETSIGINFO, t.tid, 0, &si) != 0 || si.si_code != SI_KERNEL) return false;
@@ -418,6 +485,7 @@ bool Engine::emulate_rdtsc(Task& t) {
     bool rdtsc = insn[0] == 0x0f && insn[1] == 0x31;
     bool rdtscp = insn[0] == 0x0f && insn[1] == 0x01 && insn[2] == 0xf9;
     if (!rdtsc && !rdtscp) return false;
+    if (rdtsc) learn_rdtsc_site(*t.proc, regs.rip);
     drain_fanotify();
     fold(t);
     tick(t);

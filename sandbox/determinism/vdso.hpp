@@ -30,7 +30,13 @@ struct ClockPage {
     int64_t mono_off;   // CLOCK_MONOTONIC = realtime + mono_off
     uint32_t enabled;   // 0: every read traps (multi-threaded processes, vfork children)
     uint32_t pad;
+    uint64_t tsc_hz;    // the virtual TSC's frequency (rdtsc_patch.hpp)
+    uint64_t ns_per_s;  // 10^9, a memory operand for the trampolines' div
 };
+// Past the page's fields, counters only the process writes and the supervisor
+// reads as deltas (never resets): rdtsc reads its trampolines served, then the
+// stat path's (fast_stat_abi.h: HERMETIC_FAST_COUNT_TABLE, _MISSING).
+inline constexpr uint64_t kRdtscCountOffset = 56;
 inline constexpr size_t kClockPageBytes = 4096;  // the scratch slots start after it
 
 // Parses the vDSO image (as read from the process) and plans the patch. With

@@ -32,6 +32,8 @@ MiniSandboxOptions opts(std::vector<std::string> argv, bool det) {
     o.config.record_deviations = std::getenv("HERMETIC_DET_NO_RECORDS") == nullptr;
     // HERMETIC_DET_NO_FAST_STAT=1: every stat traps (the in-process stat path off), for A/B runs.
     o.config.in_process_stat = std::getenv("HERMETIC_DET_NO_FAST_STAT") == nullptr;
+    // HERMETIC_DET_NO_RDTSC_PATCH=1: the loader's rdtsc traps (rdtsc_patch.hpp), for A/B runs.
+    o.config.in_process_rdtsc = std::getenv("HERMETIC_DET_NO_RDTSC_PATCH") == nullptr;
     return o;
 }
 

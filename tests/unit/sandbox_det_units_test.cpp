@@ -194,7 +194,7 @@ TEST_F(PatchedVdso, InProcessClockReadsThePage) {
     auto gtod = fn<int (*)(timeval*, void*)>("__vdso_gettimeofday");
     auto tm = fn<long (*)(long*)>("__vdso_time");
     auto getcpu = fn<int (*)(unsigned*, unsigned*, void*)>("__vdso_getcpu");
-    *clock_ = ClockPage{0, 1700000000'000000000, 1000, -1699999900'000000000, 1, 0};
+    *clock_ = ClockPage{0, 1700000000'000000000, 1000, -1699999900'000000000, 1, 0, 1'000'000'000, 1'000'000'000};
     timespec ts{};
     ASSERT_EQ(cgt(CLOCK_REALTIME, &ts), 0);
     EXPECT_EQ(ts.tv_sec, 1700000000);
