@@ -16,6 +16,7 @@
 
 #include <array>
 #include <chrono>
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -40,11 +41,13 @@ namespace hermetic::sandbox::determinism {
 inline constexpr size_t kSlotSize = 32;  // one itimerspec
 
 // vt + n steps, where n is a count the build kept in its own memory (the
-// clock page): saturating far below overflow, whatever a hostile build wrote.
+// clock page): saturating far below overflow whatever a hostile build wrote,
+// and never below vt (which a file time in the far future may have put past
+// the cap).
 inline int64_t advanced(int64_t vt, uint64_t n, int64_t step) {
-    constexpr __int128 kCap = INT64_MAX / 4;
+    const __int128 cap = std::max<__int128>(vt, INT64_MAX / 2);
     const __int128 r = static_cast<__int128>(vt) + static_cast<__int128>(n) * step;
-    return static_cast<int64_t>(r > kCap ? kCap : r);
+    return static_cast<int64_t>(r > cap ? cap : r);
 }
 
 // A directory listing taken once and served sorted (getdents).

@@ -76,7 +76,9 @@ std::optional<Insn> decode(std::span<const uint8_t> c) {
         case 0x0f: {
             if (!have(1)) return std::nullopt;
             const uint8_t op2 = c[i++];
-            if (op2 == 0xaf) modrm = true, flags = Flags::WritesAll;  // imul r, r/m
+            // imul r, r/m: CF/OF written, SF/ZF/AF/PF left undefined, which no
+            // compiler output reads.
+            if (op2 == 0xaf) modrm = true, flags = Flags::WritesAll;
             else if (op2 == 0xb6 || op2 == 0xb7 || op2 == 0xbe || op2 == 0xbf) modrm = true;  // movzx, movsx
             else return std::nullopt;
             break;
@@ -102,8 +104,8 @@ std::optional<Insn> decode(std::span<const uint8_t> c) {
             }
             i += disp;
         }
-        // A shift by 0 leaves the flags alone.
-        if (op == 0xc1 && have(1) && c[i] == 0) flags = Flags::Untouched;
+        // A shift by 0 (the count masked to 5 or, with REX.W, 6 bits) leaves the flags alone.
+        if (op == 0xc1 && have(1) && (c[i] & (rex_w ? 63 : 31)) == 0) flags = Flags::Untouched;
     }
     i += imm;
     if (i > c.size()) return std::nullopt;

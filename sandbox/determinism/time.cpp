@@ -110,8 +110,12 @@ Reply Engine::time_call(Task& t, const seccomp_notif& n) {
     switch (n.data.nr) {
         case SYS_clock_gettime: {
             int64_t ns;
-            if (cpu_clock(static_cast<int32_t>(a[0]))) charge_cpu_read(t);
-            if (!virtual_clock(t, static_cast<int64_t>(static_cast<int32_t>(a[0])), ns)) return error(EINVAL);
+            const int64_t clk = static_cast<int32_t>(a[0]);
+            if (!virtual_clock(t, clk, ns)) return error(EINVAL);
+            if (cpu_clock(clk)) {  // a valid CPU-time clock: the read is charged, then read
+                charge_cpu_read(t);
+                (void)virtual_clock(t, clk, ns);
+            }
             timespec ts = ns_ts(ns);
             if (!write_mem(p, a[1], &ts, sizeof ts)) return error(EFAULT);
             Reply r = value(0, ts_text(ns));

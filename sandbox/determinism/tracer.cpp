@@ -454,6 +454,11 @@ void Engine::prepare_rdtsc(Task& t) {
     uint64_t cursor = (text_end + 15) & ~uint64_t{15};
     const uint64_t limit = (text_end + 4095) & ~uint64_t{4095};
     if (cursor >= limit) return;
+    // Nothing of the loader's own may live there (a packed layout).
+    for (const auto& h : ph)
+        if (h.p_type == PT_LOAD && p.interp_base + h.p_vaddr < limit && p.interp_base + h.p_vaddr + h.p_memsz > cursor &&
+            !(h.p_flags & PF_X))
+            return;
     // The slack must be what the file has there: nothing (zeros).
     std::vector<uint8_t> slack(limit - cursor);
     if (!read_mem(p, cursor, slack.data(), slack.size()) ||
@@ -486,13 +491,28 @@ bool Engine::emulate_rdtsc(Task& t) {
     bool rdtscp = insn[0] == 0x0f && insn[1] == 0x01 && insn[2] == 0xf9;
     if (!rdtsc && !rdtscp) return false;
     if (rdtsc) learn_rdtsc_site(*t.proc, regs.rip);
-    drain_fanotify();
-    fold(t);
-    tick(t);
-    publish(t);
-    // A virtual TSC counting at tsc_hz since the virtual boot.
-    unsigned __int128 cycles = static_cast<unsigned __int128>(mono_ns(t)) * cfg_.tsc_hz / 1'000'000'000u;
-    uint64_t tsc = static_cast<uint64_t>(cycles);
+    Process& p = *t.proc;
+    uint64_t tsc = 0;
+    ClockPage page{};
+    if (p.inproc && read_mem(p, policy::kScratchBase, &page, sizeof page) && page.enabled) {
+        // While the clock page is on, a trapped read is served exactly as a
+        // patched site serves it (rdtsc_patch.cpp): whether a process has a
+        // site patched depends on which process trapped there first, which
+        // must not change what it reads or how its clock moves.
+        const uint64_t n = page.counter + 1;
+        if (!write_mem(p, policy::kScratchBase, &n, sizeof n)) return false;
+        const uint64_t mono = n * static_cast<uint64_t>(page.step) + static_cast<uint64_t>(page.base) +
+                              static_cast<uint64_t>(page.mono_off);  // the trampoline's wrapping arithmetic
+        tsc = page.ns_per_s ? static_cast<uint64_t>(static_cast<unsigned __int128>(mono) * page.tsc_hz / page.ns_per_s) : 0;
+    } else {
+        drain_fanotify();
+        fold(t);
+        tick(t);
+        publish(t);
+        // A virtual TSC counting at tsc_hz since the virtual boot.
+        unsigned __int128 cycles = static_cast<unsigned __int128>(mono_ns(t)) * cfg_.tsc_hz / 1'000'000'000u;
+        tsc = static_cast<uint64_t>(cycles);
+    }
     regs.rax = tsc & 0xffffffffu;
     regs.rdx = tsc >> 32;
     if (rdtscp) regs.rcx = 0;  // TSC_AUX: cpu 0, node 0

@@ -441,8 +441,11 @@ TEST(DetFastStat, ThisGlibcsWrappersArePatchable) {
 // clock they advance saturates instead of overflowing.
 TEST(DetClockPage, AdvancingByAHostileCountSaturates) {
     EXPECT_EQ(advanced(10, 3, 5), 25);
-    EXPECT_EQ(advanced(1'700'000'000'000'000'000, UINT64_MAX, 1'000'000'000), INT64_MAX / 4);
+    EXPECT_EQ(advanced(1'700'000'000'000'000'000, UINT64_MAX, 1'000'000'000), INT64_MAX / 2);
     EXPECT_EQ(advanced(-5, 0, 10), -5);
+    // A clock already past the cap (a file time in 2200 set it) stays, never goes back.
+    const int64_t far = 7'258'118'400'000'000'000;
+    EXPECT_EQ(advanced(far, 5, 1'000'000'000), far);
 }
 
 TEST(DetFastStat, OnlyAWrappersSyscallOfTheStatFamilyIsPatched) {

@@ -57,6 +57,8 @@ TEST(RdtscPatch, RefusesWhatItCannotMoveOrWhereFlagsMayBeLive) {
     EXPECT_FALSE(plan_rdtsc_patch(window({0x0f, 0x31, 0x48, 0x83, 0xd0, 0x01}), site, tramp));
     EXPECT_FALSE(plan_rdtsc_patch(window({0x0f, 0x31, 0xe8, 0, 0, 0, 0}), site, tramp));
     EXPECT_FALSE(plan_rdtsc_patch(window({0x0f, 0x01, 0xf9, 0x48, 0xc1, 0xe2, 0x20}), site, tramp));
+    // shl $32,%eax: the count masked to 5 bits is 0, the flags stay live for the jc.
+    EXPECT_FALSE(plan_rdtsc_patch(window({0x0f, 0x31, 0xc1, 0xe0, 0x20, 0x72, 0x00}), site, tramp));
     // A trampoline out of rel32 reach.
     EXPECT_FALSE(plan_rdtsc_patch(window({0x0f, 0x31, 0x48, 0xc1, 0xe2, 0x20, 0x48, 0x09, 0xd0}), site, 0x20000));
 }
