@@ -238,16 +238,22 @@ void Engine::fold(Task& t) {
     if (!write_mem(p, policy::kScratchBase, &zero, sizeof zero)) p.inproc = false;
 }
 
-void Engine::record_batch(Task& t, const char* syscall, const char* args, const char* cls, std::string value,
-                          uint64_t count) {
-    summary_.by_class[cls] += count;
-    if (!cfg_.record_deviations) return;
+// What every record says of the task that caused it.
+Deviation Engine::deviation_by(Task& t) {
     Deviation d;
     d.virtual_time_ns = t.vt;
     d.real_pid = t.tid;
     resolve_vpid(t);
     d.virtual_pid = t.vtid;
     d.exe = exe_of(*t.proc).substr(0, 256);
+    return d;
+}
+
+void Engine::record_batch(Task& t, const char* syscall, const char* args, const char* cls, std::string value,
+                          uint64_t count) {
+    summary_.by_class[cls] += count;
+    if (!cfg_.record_deviations) return;
+    Deviation d = deviation_by(t);
     d.syscall = syscall;
     d.args = args;
     d.cls = cls;
@@ -784,12 +790,7 @@ void Engine::record(Task& t, const seccomp_notif& n, const Reply& r, const char*
     summary_.by_syscall[name]++;
     summary_.by_class[c]++;
     if (!cfg_.record_deviations) return;
-    Deviation d;
-    d.virtual_time_ns = t.vt;
-    d.real_pid = t.tid;
-    resolve_vpid(t);
-    d.virtual_pid = t.vtid;
-    d.exe = exe_of(*t.proc).substr(0, 256);
+    Deviation d = deviation_by(t);
     d.syscall_nr = n.data.nr;
     d.syscall = name;
     d.args = args_text(n);
@@ -837,19 +838,7 @@ void Engine::record_served_read(Task* reader, pid_t vpid, const std::string& fil
 
 void Engine::record_insn(Task& t, const char* what, const std::string& value) {
     summary_.by_syscall[what]++;
-    summary_.by_class["time"]++;
-    if (!cfg_.record_deviations) return;
-    Deviation d;
-    d.virtual_time_ns = t.vt;
-    d.real_pid = t.tid;
-    resolve_vpid(t);
-    d.virtual_pid = t.vtid;
-    d.exe = exe_of(*t.proc).substr(0, 256);
-    d.syscall = what;
-    d.cls = "time";
-    d.value = value;
-    if (dev_buf_.empty()) dev_first_ = Clock::now();
-    encode_deviation(d, dev_buf_);
+    record_batch(t, what, "", "time", value, 1);
 }
 
 void Engine::flush_deviations(bool force) {

@@ -220,6 +220,7 @@ public:
     void tick(Task& t);                      // one virtualized call happened in t
     void fold(Task& t);                      // take in the reads served in-process since the last fold
     void fold_stat_counts(Task& t);          // record the stats answered in-process since the last fold
+    Deviation deviation_by(Task& t);
     // One deviation record for `count` calls answered in-process.
     void record_batch(Task& t, const char* syscall, const char* args, const char* cls, std::string value, uint64_t count);
     void record_served_read(Task* reader, pid_t vpid, const std::string& file, const char* cls, std::string value);
