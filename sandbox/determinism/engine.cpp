@@ -131,7 +131,6 @@ const char* class_of(int nr) {
         case SYS_uname: case SYS_sysinfo: case SYS_getcpu: return "identity";
         case SYS_sched_getaffinity: case SYS_sched_setaffinity: return "cpu";
         case SYS_getdents: case SYS_getdents64: return "fs-order";
-        case SYS_execve: case SYS_execveat: return "process";
         default: return "fs-metadata";
     }
 }
@@ -218,10 +217,8 @@ void Engine::fold(Task& t) {
     uint64_t tsc_reads = 0;
     if (p.rdtsc_patched) {
         uint64_t n = 0;
-        if (read_mem(p, policy::kScratchBase + kRdtscCountOffset, &n, sizeof n)) {
-            tsc_reads = std::min(counter, n >= p.rdtsc_seen ? n - p.rdtsc_seen : n);  // the build can write it
-            p.rdtsc_seen = n;
-        }
+        if (read_mem(p, policy::kScratchBase + kRdtscCountOffset, &n, sizeof n))
+            tsc_reads = std::min(counter, grown_since(n, p.rdtsc_seen));  // the build can write it
     }
     // One record per batch (each read was served without a trap).
     if (tsc_reads) {
@@ -818,13 +815,9 @@ void Engine::record_served_read(Task* reader, pid_t vpid, const std::string& fil
     summary_.by_syscall["read " + file]++;
     summary_.by_class[cls]++;
     if (!cfg_.record_deviations) return;
-    Deviation d;
-    d.virtual_pid = vpid;
-    if (reader) {
-        d.virtual_time_ns = reader->vt;
-        d.real_pid = reader->tid;
-        d.exe = exe_of(*reader->proc).substr(0, 256);
-    } else {
+    Deviation d = reader ? deviation_by(*reader) : Deviation{};
+    if (!reader) {
+        d.virtual_pid = vpid;
         d.exe = "?";
     }
     d.syscall_nr = SYS_read;

@@ -14,9 +14,9 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
-#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -48,6 +48,14 @@ inline int64_t advanced(int64_t vt, uint64_t n, int64_t step) {
     const __int128 cap = std::max<__int128>(vt, INT64_MAX / 2);
     const __int128 r = static_cast<__int128>(vt) + static_cast<__int128>(n) * step;
     return static_cast<int64_t>(r > cap ? cap : r);
+}
+
+// How much a counter the build keeps in its scratch page grew since `seen`
+// (one that went back, written by the build, starts over); `seen` catches up.
+inline uint64_t grown_since(uint64_t now, uint64_t& seen) {
+    const uint64_t d = now >= seen ? now - seen : now;
+    seen = now;
+    return d;
 }
 
 // A directory listing taken once and served sorted (getdents).

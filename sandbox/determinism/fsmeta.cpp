@@ -726,12 +726,8 @@ void Engine::fold_stat_counts(Task& t) {
     if (p.fast_stat != 1 || !p.scratch || p.shared_mm) return;
     uint64_t c[2];
     if (!read_mem(p, HERMETIC_FAST_COUNT_TABLE, c, sizeof c)) return;
-    // The build can write its counters: one that went back starts over.
-    const uint64_t table = c[0] >= p.stat_counts_seen[0] ? c[0] - p.stat_counts_seen[0] : c[0];
-    const uint64_t missing = c[1] >= p.stat_counts_seen[1] ? c[1] - p.stat_counts_seen[1] : c[1];
+    const uint64_t table = grown_since(c[0], p.stat_counts_seen[0]), missing = grown_since(c[1], p.stat_counts_seen[1]);
     if (table == 0 && missing == 0) return;
-    p.stat_counts_seen[0] = c[0];
-    p.stat_counts_seen[1] = c[1];
     summary_.by_syscall["stat family (in-process)"] += table + missing;
     record_batch(t, "stat_family", "in-process", "fs-metadata",
                  std::to_string(table) + " answered from the table, " + std::to_string(missing) + " missing",

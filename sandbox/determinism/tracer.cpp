@@ -490,8 +490,8 @@ bool Engine::emulate_rdtsc(Task& t) {
     bool rdtsc = insn[0] == 0x0f && insn[1] == 0x31;
     bool rdtscp = insn[0] == 0x0f && insn[1] == 0x01 && insn[2] == 0xf9;
     if (!rdtsc && !rdtscp) return false;
-    if (rdtsc) learn_rdtsc_site(*t.proc, regs.rip);
     Process& p = *t.proc;
+    if (rdtsc) learn_rdtsc_site(p, regs.rip);
     uint64_t tsc = 0;
     ClockPage page{};
     if (p.inproc && read_mem(p, policy::kScratchBase, &page, sizeof page) && page.enabled) {
