@@ -4,9 +4,9 @@
 # a user's build costs) and twice more with `hermeticctl run --verify` (the
 # second build perturbed; both traced, so slower), and twice without the
 # sandbox (two copies at different paths on a tmpfs, as hermetic's /build is,
-# a little later), and compares the .deb files. Prints, per package, identical or not under each, the wall time
-# of a run, of a verify build and of a plain build, and the totals. Not part
-# of CI (it downloads and builds for a while).
+# a little later), and compares the .deb files. Prints, per package, identical
+# or not under each, the wall time of a run, of a verify build and of a plain
+# build, and the totals. Not part of CI (it downloads and builds for a while).
 #
 #   bench/realworld.sh [PACKAGE...]     default: the corpus
 #   VERIFY=0 bench/realworld.sh ...     timing only: one hermetic run and one
@@ -108,9 +108,10 @@ for pkg in "${pkgs[@]}"; do
 
   # Plain: the same tree at two paths (on the tmpfs), built one after the other.
   rm -rf "${plainfs:?}"/*
-  mkdir -p "$plainfs/$pkg-1" "$plainfs/$pkg-2"
-  cp -a "$d/src/." "$plainfs/$pkg-1/"
-  cp -a "$d/src/." "$plainfs/$pkg-2/"
+  for copy in 1 $([[ $VERIFY == 1 ]] && echo 2); do
+    mkdir -p "$plainfs/$pkg-$copy"
+    cp -a "$d/src/." "$plainfs/$pkg-$copy/"
+  done
   t0=$(now)
   (cd "$plainfs/$pkg-1" && export OUT="$d/plain1-out" && mkdir -p "$OUT" && sh -c "$build_cmd") >"$d/plain1.log" 2>&1 || true
   t1=$(now)
