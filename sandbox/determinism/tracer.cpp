@@ -423,7 +423,8 @@ const std::string& Engine::exe_of(Process& p) {
 // (rdtsc_patch.hpp), the program's next processes get it patched at their
 // hello. Only in the loader: its sites run in every dynamic process.
 void Engine::learn_rdtsc_site(Process& p, uint64_t rip) {
-    if (!cfg_.in_process_rdtsc || !p.interp_text_end || rip < p.interp_base || rip >= p.interp_text_end) return;
+    // interp_text_end is only set (prepare_rdtsc) with in_process_rdtsc on.
+    if (!p.interp_text_end || rip < p.interp_base || rip >= p.interp_text_end) return;
     if (rdtsc_sites_.size() >= 32 || rdtsc_sites_.count(rip)) return;
     std::vector<uint8_t> window(kRdtscWindow);
     if (!read_mem(p, rip, window.data(), window.size())) return;
@@ -438,7 +439,7 @@ void Engine::prepare_rdtsc(Task& t) {
     uint64_t probe = 0;
     if (!p.scratch || !p.interp_base || !read_mem(p, policy::kScratchBase, &probe, sizeof probe)) return;
     publish(t);
-    if (!p.inproc) return;
+    if (!p.inproc || !cfg_.in_process_rdtsc) return;
     Elf64_Ehdr eh{};
     if (!read_mem(p, p.interp_base, &eh, sizeof eh) || std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
         eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > 32)
