@@ -9,10 +9,26 @@
 
 namespace hermetic {
 
+namespace {
+
+// Fetched once: EVP_sha256() makes OpenSSL 3 look the algorithm up in its
+// provider (locks, a hash table) at every init, which cost more than hashing
+// the short names the determinism engine digests per process.
+const EVP_MD* sha256_md() {
+    static EVP_MD* md = [] {
+        EVP_MD* m = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+        if (!m) throw std::runtime_error("EVP_MD_fetch(SHA256) failed");
+        return m;
+    }();
+    return md;
+}
+
+}  // namespace
+
 struct Sha256::Impl {
     EVP_MD_CTX* ctx = nullptr;
     Impl() : ctx(EVP_MD_CTX_new()) {
-        if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1)
+        if (!ctx || EVP_DigestInit_ex(ctx, sha256_md(), nullptr) != 1)
             throw std::runtime_error("EVP_DigestInit_ex(sha256) failed");
     }
     ~Impl() { EVP_MD_CTX_free(ctx); }
@@ -32,7 +48,7 @@ std::array<uint8_t, 32> Sha256::digest() {
     unsigned int len = 0;
     if (EVP_DigestFinal_ex(impl_->ctx, out.data(), &len) != 1 || len != out.size())
         throw std::runtime_error("EVP_DigestFinal_ex failed");
-    if (EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr) != 1)
+    if (EVP_DigestInit_ex(impl_->ctx, sha256_md(), nullptr) != 1)
         throw std::runtime_error("EVP_DigestInit_ex failed");
     return out;
 }

@@ -93,6 +93,15 @@ Decision PreparedPolicy::decide(Arch arch, int nr, const uint64_t args[6]) const
     return im.entry_decision(im.by_nr[static_cast<size_t>(arch)][nr], arch, args, false);
 }
 
+bool PreparedPolicy::depends_on_args(Arch arch, int nr) const {
+    const Impl& im = *impl_;
+    if (arch == Arch::I386 && im.expanded.i386_action) return false;
+    if (arch == Arch::I386 && (nr == im.socketcall_nr || nr == im.ipc_nr)) return true;  // the call is an argument
+    if (nr < 0 || nr >= kMaxNr) return false;
+    const detail::SyscallEntry* e = im.by_nr[static_cast<size_t>(arch)][nr];
+    return e && !e->conditional.empty();
+}
+
 Decision decide(const Policy& policy, Arch arch, int syscall_nr, const uint64_t args[6]) {
     return PreparedPolicy(policy).decide(arch, syscall_nr, args);
 }

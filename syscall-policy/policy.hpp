@@ -192,6 +192,9 @@ public:
     PreparedPolicy& operator=(PreparedPolicy&&) noexcept;
 
     Decision decide(Arch arch, int syscall_nr, const uint64_t args[6]) const;
+    // Whether decide() for this call can depend on its arguments (a rule with
+    // conditions names it): if not, one decision holds for every call of it.
+    [[nodiscard]] bool depends_on_args(Arch arch, int syscall_nr) const;
 
 private:
     struct Impl;

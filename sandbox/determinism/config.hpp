@@ -85,6 +85,10 @@ struct DeterminismConfig {
     // The dynamic loader's rdtsc sites answered in the process (rdtsc_patch.hpp;
     // needs the exec stub's hello, so in_process_stat too). Off: they trap.
     bool in_process_rdtsc = true;
+    // The dynamic loader's rseq registration, which the policy denies whatever
+    // its arguments, answered in the process (rdtsc_patch.hpp: the same
+    // trampolines; needs the hello too). Off: one notification per process.
+    bool in_process_rseq = true;
 };
 
 // What the supervisor did, for the job's summary.

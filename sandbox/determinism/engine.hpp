@@ -10,6 +10,7 @@
 //   * the runner's control socket.
 #pragma once
 
+#include <elf.h>
 #include <linux/seccomp.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -96,6 +97,9 @@ struct Process {
     uint64_t interp_base = 0, interp_text_end = 0;
     bool rdtsc_patched = false;
     uint64_t rdtsc_seen = 0;
+    // The same for its rseq site (denied in the process, counted at kRseqCountOffset).
+    bool rseq_patched = false;
+    uint64_t rseq_seen = 0;
     std::vector<pid_t> slots;  // scratch slot -> owning tid (0: free)
     std::map<int, DirSnapshot> dirs;  // getdents state by fd
     std::unordered_map<uint64_t, uint64_t> anon_inodes;  // pipes/sockets: real ino -> per-process number
@@ -228,9 +232,11 @@ public:
     void tick(Task& t);                      // one virtualized call happened in t
     void fold(Task& t);                      // take in the reads served in-process since the last fold
     void fold_stat_counts(Task& t);          // record the stats answered in-process since the last fold
+    void fold_rseq_count(Task& t);           // and the loader's rseq calls denied there
     Deviation deviation_by(Task& t);
     // One deviation record for `count` calls answered in-process.
-    void record_batch(Task& t, const char* syscall, const char* args, const char* cls, std::string value, uint64_t count);
+    void record_batch(Task& t, const char* syscall, const char* args, const char* cls, std::string value, uint64_t count,
+                      DeviationAction action = DeviationAction::Virtualized);
     void record_served_read(Task* reader, pid_t vpid, const std::string& file, const char* cls, std::string value);
     // Before an exec: what the old image did in-process, while it is still there.
     Reply before_exec(Task& t);
@@ -302,7 +308,7 @@ public:
     void adopt_forked_counters(Task& child);
     bool emulate_rdtsc(Task& t);
     void learn_rdtsc_site(Process& p, uint64_t rip);
-    void prepare_rdtsc(Task& t);
+    void prepare_loader_sites(Task& t);
     void finish_reissue(Task& t);
     void task_gone(pid_t tid);
 
@@ -336,6 +342,7 @@ public:
     std::shared_ptr<const policy::PreparedPolicy> policy_;  // decides every notification
     StreamKey key_{};
     UniqueFd control_, deviations_, listener_, sigchld_, fanotify_, fuse_, hostproc_;
+    UniqueFd pidns_;  // the build's pid namespace (resolve_vpid)
     std::unordered_map<pid_t, std::unique_ptr<Task>> tasks_;
     std::map<pid_t, int> early_stops_;  // new tasks that stopped before their creator's event
     pid_t build_pid_ = 0;
@@ -378,6 +385,31 @@ public:
     // The loader's rdtsc sites that trapped and can be patched: address -> the
     // bytes there (kRdtscWindow), checked before patching another process.
     std::map<uint64_t, std::vector<uint8_t>> rdtsc_sites_;
+    // The loader's rseq sites (`mov eax, NR; syscall`) the policy denied
+    // whatever the arguments: address -> the 7 bytes there, and the errno.
+    struct ErrnoSite {
+        std::vector<uint8_t> code;
+        int error = 0;
+    };
+    std::map<uint64_t, ErrnoSite> rseq_sites_;
+    void learn_rseq_site(Process& p, uint64_t ip, int error);
+    // Those sites planned for the loader last seen (prepare_loader_sites).
+    struct LoaderPlan {
+        uint64_t base = 0;
+        std::vector<uint8_t> headers;  // its ELF and program headers
+        size_t sites_known = 0;        // rdtsc_sites_.size() + rseq_sites_.size() when planned
+        uint64_t tramp_at = 0;
+        std::vector<uint8_t> trampolines;  // all of them, from tramp_at
+        struct Site {
+            uint64_t addr;
+            std::vector<uint8_t> original;  // what must be there
+            std::vector<uint8_t> bytes;     // the jump to its trampoline
+            bool rseq = false;              // else rdtsc
+        };
+        std::vector<Site> sites;
+    };
+    LoaderPlan loader_plan_;
+    [[nodiscard]] LoaderPlan plan_loader_sites(uint64_t base, uint64_t text_end, const std::vector<Elf64_Phdr>& ph) const;
 
     // Notification buffers (libseccomp's, sized for this kernel).
     seccomp_notif* req_ = nullptr;

@@ -706,7 +706,7 @@ Reply Engine::fast_stat_hello(Task& t, const seccomp_notif& n) {
     add.flags = SECCOMP_ADDFD_FLAG_SEND;
     add.srcfd = static_cast<uint32_t>(fast_stat_->fd());
     add.newfd_flags = O_CLOEXEC;
-    prepare_rdtsc(t);  // before the loader runs (and before the answer lets it)
+    prepare_loader_sites(t);  // before the loader runs (and before the answer lets it)
     if (::ioctl(listener_.get(), SECCOMP_IOCTL_NOTIF_ADDFD, &add) < 0) return r;  // it runs without
     r.kind = Reply::Deferred;
     return r;
@@ -714,7 +714,8 @@ Reply Engine::fast_stat_hello(Task& t, const seccomp_notif& n) {
 
 static_assert(HERMETIC_SCRATCH_BASE == policy::kScratchBase && kRdtscCountOffset >= sizeof(ClockPage) &&
                   HERMETIC_FAST_COUNT_TABLE >= HERMETIC_SCRATCH_BASE + kRdtscCountOffset + 8 &&
-                  HERMETIC_FAST_COUNT_MISSING == HERMETIC_FAST_COUNT_TABLE + 8,
+                  HERMETIC_FAST_COUNT_MISSING == HERMETIC_FAST_COUNT_TABLE + 8 &&
+                  policy::kScratchBase + kRseqCountOffset == HERMETIC_FAST_COUNT_MISSING + 8,
               "the stat counters live in the scratch page, past the clock page's fields");
 
 // The stats the process answered itself since the last fold: one record for

@@ -18,6 +18,17 @@ std::array<uint8_t, 32> sha(std::string_view a, std::string_view b) {
     return h.digest();
 }
 
+// Fetched once (see sha256_md in common/sha256.cpp): an AT_RANDOM per exec
+// makes this per-process work.
+const EVP_CIPHER* chacha20() {
+    static EVP_CIPHER* c = [] {
+        EVP_CIPHER* x = EVP_CIPHER_fetch(nullptr, "ChaCha20", nullptr);
+        if (!x) throw std::runtime_error("EVP_CIPHER_fetch(ChaCha20) failed");
+        return x;
+    }();
+    return c;
+}
+
 }  // namespace
 
 StreamKey root_key(uint64_t seed) {
@@ -32,7 +43,7 @@ Prng::Prng(const StreamKey& key, std::string_view stream_name) {
     auto k = sha(std::string_view(reinterpret_cast<const char*>(key.data()), key.size()), stream_name);
     uint8_t iv[16] = {0};  // 32-bit block counter, then a 96-bit nonce
     ctx_ = EVP_CIPHER_CTX_new();
-    if (!ctx_ || EVP_EncryptInit_ex(ctx_, EVP_chacha20(), nullptr, k.data(), iv) != 1) {
+    if (!ctx_ || EVP_EncryptInit_ex(ctx_, chacha20(), nullptr, k.data(), iv) != 1) {
         EVP_CIPHER_CTX_free(ctx_);
         throw std::runtime_error("ChaCha20 init failed");
     }

@@ -202,4 +202,30 @@ std::optional<RdtscPatch> plan_rdtsc_patch(std::span<const uint8_t> code, uint64
     return p;
 }
 
+std::optional<RdtscPatch> plan_errno_syscall_patch(std::span<const uint8_t> code, uint64_t site_addr, uint64_t tramp_addr,
+                                                   int nr, int error, uint64_t count_offset) {
+    if (code.size() < kSyscallSiteLen || code[0] != 0xb8 || code[5] != 0x0f || code[6] != 0x05) return std::nullopt;
+    uint32_t imm;
+    std::memcpy(&imm, &code[1], 4);
+    if (nr < 0 || imm != static_cast<uint32_t>(nr) || error <= 0 || error > 4095) return std::nullopt;
+    std::vector<uint8_t> t;
+    auto emit = [&](std::initializer_list<uint8_t> b) { t.insert(t.end(), b); };
+    // mov/lea/mov: an increment that leaves the flags alone (the loader runs
+    // this single-threaded; a lost count is an audit undercount, nothing else).
+    emit({0x48, 0x8b, 0x0c, 0x25}), abs32(t, count_offset);  // mov rcx, [count]
+    emit({0x48, 0x8d, 0x49, 0x01});                          // lea rcx, [rcx + 1]
+    emit({0x48, 0x89, 0x0c, 0x25}), abs32(t, count_offset);  // mov [count], rcx
+    emit({0x48, 0xc7, 0xc0}), put32(t, static_cast<uint32_t>(-error));  // mov rax, -error
+    const int64_t back = static_cast<int64_t>(site_addr + kSyscallSiteLen) - static_cast<int64_t>(tramp_addr + t.size() + 5);
+    const int64_t to = static_cast<int64_t>(tramp_addr) - static_cast<int64_t>(site_addr + 5);
+    if (!fits32(back) || !fits32(to)) return std::nullopt;
+    emit({0xe9}), put32(t, static_cast<uint32_t>(static_cast<int32_t>(back)));  // jmp back
+    RdtscPatch p;
+    p.site = {0xe9};
+    put32(p.site, static_cast<uint32_t>(static_cast<int32_t>(to)));
+    p.site.resize(kSyscallSiteLen, 0xcc);
+    p.trampoline = std::move(t);
+    return p;
+}
+
 }  // namespace hermetic::sandbox::determinism

@@ -13,6 +13,9 @@
 // else is refused and keeps trapping. The trampolines go in the slack at the
 // end of the loader's last text page (executable, within rel32 reach).
 //
+// The same trampolines answer a loader syscall the policy denies outright
+// (plan_errno_syscall_patch).
+//
 // Pure: bytes in, bytes out. sandbox/determinism/tracer.cpp decides where and
 // when (at the exec stub's hello, before the loader runs).
 #pragma once
@@ -40,5 +43,17 @@ std::optional<RdtscPatch> plan_rdtsc_patch(std::span<const uint8_t> code, uint64
 
 // The largest trampoline plan_rdtsc_patch() produces (for sizing the slack).
 inline constexpr size_t kRdtscTrampolineMax = 128;
+
+// A `mov eax, NR; syscall` of the loader (7 bytes) that the job's policy
+// fails with `error` whatever its arguments (rseq, once per process start-up,
+// each otherwise a notification round trip) becomes a jump to a trampoline
+// that counts the call at `count_offset` in the scratch page (the supervisor
+// records the count as denials) and returns -error as the kernel would: rcx
+// and r11 clobbered as a syscall clobbers them, the flags untouched (no
+// liveness question). nullopt: `code` is not that instruction pair.
+inline constexpr size_t kSyscallSiteLen = 7;
+inline constexpr size_t kErrnoTrampolineLen = 32;
+std::optional<RdtscPatch> plan_errno_syscall_patch(std::span<const uint8_t> code, uint64_t site_addr, uint64_t tramp_addr,
+                                                   int nr, int error, uint64_t count_offset);
 
 }  // namespace hermetic::sandbox::determinism

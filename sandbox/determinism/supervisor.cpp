@@ -286,6 +286,7 @@ void to_json(json& j, const DeterminismConfig& c) {
              {"in_process_clock", c.in_process_clock},
              {"in_process_stat", c.in_process_stat},
              {"in_process_rdtsc", c.in_process_rdtsc},
+             {"in_process_rseq", c.in_process_rseq},
              {"policy_digest", c.policy_digest}};
     if (c.policy) j["policy"] = policy::policy_to_json(*c.policy);
 }
@@ -310,6 +311,7 @@ void from_json(const json& j, DeterminismConfig& c) {
     c.in_process_clock = j.at("in_process_clock").get<bool>();
     c.in_process_stat = j.value("in_process_stat", true);
     c.in_process_rdtsc = j.value("in_process_rdtsc", true);
+    c.in_process_rseq = j.value("in_process_rseq", true);
     c.policy_digest = j.value("policy_digest", "");
     c.policy.reset();
     if (j.contains("policy")) c.policy = std::make_shared<const policy::Policy>(policy::policy_from_json(j["policy"]));

@@ -176,6 +176,7 @@ void Engine::handle_stop(pid_t tid, int status) {
         case PTRACE_EVENT_EXIT:
             fold(*t);  // count the last reads served in-process
             fold_stat_counts(*t);
+            fold_rseq_count(*t);
             cont(tid, 0);
             return;
         case PTRACE_EVENT_STOP: {
@@ -232,6 +233,7 @@ void Engine::on_new_task(Task& parent, pid_t child, bool thread, bool shares_mm)
         np->interp_base = pp.interp_base;
         np->interp_text_end = pp.interp_text_end;
         np->rdtsc_patched = pp.rdtsc_patched;
+        np->rseq_patched = pp.rseq_patched;
         np->tasks = 1;
         np->shared_mm = shares_mm;
         np->mem = open_mem(*this, child);
@@ -268,6 +270,8 @@ void Engine::adopt_forked_counters(Task& child) {
         p.stat_counts_seen[0] = p.stat_counts_seen[1] = 0;
     if (p.rdtsc_patched && !read_mem(p, policy::kScratchBase + kRdtscCountOffset, &p.rdtsc_seen, sizeof p.rdtsc_seen))
         p.rdtsc_seen = 0;
+    if (p.rseq_patched && !read_mem(p, policy::kScratchBase + kRseqCountOffset, &p.rseq_seen, sizeof p.rseq_seen))
+        p.rseq_seen = 0;
 }
 
 Reply Engine::before_exec(Task& t) {
@@ -276,6 +280,7 @@ Reply Engine::before_exec(Task& t) {
     // clock would start behind what the old one last read.
     fold(t);
     fold_stat_counts(t);
+    fold_rseq_count(t);
     Reply r;
     r.kind = Reply::Continue;  // nothing was read from the call's arguments
     r.quiet = true;
@@ -299,8 +304,8 @@ void Engine::on_exec(Task& t) {
     p.site_tries = 0;
     p.stat_counts_seen[0] = p.stat_counts_seen[1] = 0;
     p.interp_base = p.interp_text_end = 0;
-    p.rdtsc_patched = false;
-    p.rdtsc_seen = 0;
+    p.rdtsc_patched = p.rseq_patched = false;
+    p.rdtsc_seen = p.rseq_seen = 0;
     t.slot = -1;
     if (!p.mem) {
         note("exec: cannot open the memory of " + exe_of(p));
@@ -313,7 +318,7 @@ void Engine::on_exec(Task& t) {
     // above argv and envp on the new stack (/proc/PID/auxv when they are huge).
     uint64_t vdso = 0, at_random = 0;
     {
-        std::vector<uint64_t> w(4096);
+        std::vector<uint64_t> w(512);  // argc, argv and envp of up to ~450 entries, and the auxv
         ssize_t got = ::pread(p.mem.get(), w.data(), w.size() * 8, static_cast<off_t>(regs.rsp));
         size_t n = got > 0 ? static_cast<size_t>(got) / 8 : 0, i = 1 + (n ? w[0] : 0) + 1;  // argc, argv..., NULL
         while (i < n && w[i] != 0) ++i;                                                    // envp...
@@ -423,7 +428,7 @@ const std::string& Engine::exe_of(Process& p) {
 // (rdtsc_patch.hpp), the program's next processes get it patched at their
 // hello. Only in the loader: its sites run in every dynamic process.
 void Engine::learn_rdtsc_site(Process& p, uint64_t rip) {
-    // interp_text_end is only set (prepare_rdtsc) with in_process_rdtsc on.
+    // interp_text_end is only set (prepare_loader_sites) with in-process loader sites on.
     if (!p.interp_text_end || rip < p.interp_base || rip >= p.interp_text_end) return;
     if (rdtsc_sites_.size() >= 32 || rdtsc_sites_.count(rip)) return;
     std::vector<uint8_t> window(kRdtscWindow);
@@ -431,54 +436,108 @@ void Engine::learn_rdtsc_site(Process& p, uint64_t rip) {
     if (plan_rdtsc_patch(window, rip, p.interp_text_end)) rdtsc_sites_.emplace(rip, std::move(window));
 }
 
+// A denied rseq of the dynamic loader: if the policy denies every rseq alike
+// and the site is the plain `mov eax, NR; syscall`, the program's next
+// processes answer it in place (prepare_loader_sites).
+void Engine::learn_rseq_site(Process& p, uint64_t ip, int error) {
+    if (!cfg_.in_process_rseq || !p.interp_text_end || ip < p.interp_base + kSyscallSiteLen || ip > p.interp_text_end)
+        return;
+    const uint64_t site = ip - kSyscallSiteLen;  // the notification's ip is after the syscall
+    if (rseq_sites_.size() >= 4 || rseq_sites_.count(site) ||
+        policy_->depends_on_args(policy::Arch::X86_64, SYS_rseq))
+        return;
+    std::vector<uint8_t> code(kSyscallSiteLen);
+    if (!read_mem(p, site, code.data(), code.size())) return;
+    if (plan_errno_syscall_patch(code, site, p.interp_text_end, SYS_rseq, error, kRseqCountOffset))
+        rseq_sites_[site] = {std::move(code), error};
+}
+
 // At the exec stub's hello, before the loader runs: the clock page on, and
-// the known rdtsc sites of the loader sent to trampolines in the slack of its
-// last text page.
-void Engine::prepare_rdtsc(Task& t) {
+// the known rdtsc and rseq sites of the loader sent to trampolines in the
+// slack of its last text page. Every dynamic process comes here: the plan is
+// made once per loader (and set of known sites) and each process only checks
+// that its loader is that one (headers and the bytes at every site) before
+// the writes.
+void Engine::prepare_loader_sites(Task& t) {
     Process& p = *t.proc;
     uint64_t probe = 0;
     if (!p.scratch || !p.interp_base || !read_mem(p, policy::kScratchBase, &probe, sizeof probe)) return;
     publish(t);
-    if (!p.inproc || !cfg_.in_process_rdtsc) return;
+    if (!p.inproc || !(cfg_.in_process_rdtsc || cfg_.in_process_rseq)) return;
+    // The ELF header and program headers, in one read (they sit together at the
+    // start of the first page in every loader seen; anything else is not patched).
+    std::vector<uint8_t> head(1024);
+    if (!read_mem(p, p.interp_base, head.data(), head.size())) return;
     Elf64_Ehdr eh{};
-    if (!read_mem(p, p.interp_base, &eh, sizeof eh) || std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
-        eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > 32)
+    std::memcpy(&eh, head.data(), sizeof eh);
+    if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > 16 ||
+        eh.e_phoff + size_t{eh.e_phnum} * sizeof(Elf64_Phdr) > head.size())
         return;
+    head.resize(eh.e_phoff + size_t{eh.e_phnum} * sizeof(Elf64_Phdr));
     std::vector<Elf64_Phdr> ph(eh.e_phnum);
-    if (!read_mem(p, p.interp_base + eh.e_phoff, ph.data(), ph.size() * sizeof(Elf64_Phdr))) return;
+    std::memcpy(ph.data(), head.data() + eh.e_phoff, ph.size() * sizeof(Elf64_Phdr));
     uint64_t text_end = 0;
     for (const auto& h : ph)
         if (h.p_type == PT_LOAD && (h.p_flags & PF_X)) text_end = std::max<uint64_t>(text_end, p.interp_base + h.p_vaddr + h.p_memsz);
     if (!text_end) return;
-    p.interp_text_end = text_end;
-    if (rdtsc_sites_.empty()) return;
-    uint64_t cursor = (text_end + 15) & ~uint64_t{15};
-    const uint64_t limit = (text_end + 4095) & ~uint64_t{4095};
-    if (cursor >= limit) return;
-    // Nothing of the loader's own may live there (a packed layout).
-    for (const auto& h : ph)
-        if (h.p_type == PT_LOAD && p.interp_base + h.p_vaddr < limit && p.interp_base + h.p_vaddr + h.p_memsz > cursor &&
-            !(h.p_flags & PF_X))
-            return;
-    // The slack must be what the file has there: nothing (zeros).
-    std::vector<uint8_t> slack(limit - cursor);
-    if (!read_mem(p, cursor, slack.data(), slack.size()) ||
+    p.interp_text_end = text_end;  // from here on, its sites can be learned
+    if (rdtsc_sites_.empty() && rseq_sites_.empty()) return;
+    LoaderPlan& plan = loader_plan_;
+    if (plan.base != p.interp_base || plan.headers != head || plan.sites_known != rdtsc_sites_.size() + rseq_sites_.size())
+        plan = plan_loader_sites(p.interp_base, text_end, ph);
+    plan.headers = head;
+    if (plan.trampolines.empty()) return;
+    // The slack the trampolines take must be what the file has there: zeros.
+    std::vector<uint8_t> slack(plan.trampolines.size());
+    if (!read_mem(p, plan.tramp_at, slack.data(), slack.size()) ||
         std::any_of(slack.begin(), slack.end(), [](uint8_t b) { return b != 0; }))
         return;
-    std::vector<uint8_t> now(kRdtscWindow);
-    for (const auto& [site, original] : rdtsc_sites_) {
-        if (site < p.interp_base || site + kRdtscWindow > text_end) continue;
-        if (cursor + kRdtscTrampolineMax > limit) break;
-        if (!read_mem(p, site, now.data(), now.size()) || now != original) continue;  // another loader
-        auto patch = plan_rdtsc_patch(now, site, cursor);
-        if (!patch) continue;
-        // The trampoline before the jump to it.
-        if (!write_mem(p, cursor, patch->trampoline.data(), patch->trampoline.size()) ||
-            !write_mem(p, site, patch->site.data(), patch->site.size()))
-            continue;
-        cursor += (patch->trampoline.size() + 15) & ~size_t{15};
-        p.rdtsc_patched = true;
+    std::vector<uint8_t> now;
+    bool written = false;
+    for (const auto& site : plan.sites) {
+        now.resize(site.original.size());
+        if (!read_mem(p, site.addr, now.data(), now.size()) || now != site.original) continue;  // another loader
+        // The trampolines before the first jump to one.
+        if (!written && !(written = write_mem(p, plan.tramp_at, plan.trampolines.data(), plan.trampolines.size()))) return;
+        if (!write_mem(p, site.addr, site.bytes.data(), site.bytes.size())) continue;
+        (site.rseq ? p.rseq_patched : p.rdtsc_patched) = true;
     }
+}
+
+// Where each known site's trampoline goes in this loader's slack, and the bytes.
+Engine::LoaderPlan Engine::plan_loader_sites(uint64_t base, uint64_t text_end, const std::vector<Elf64_Phdr>& ph) const {
+    LoaderPlan plan;
+    plan.base = base;
+    plan.sites_known = rdtsc_sites_.size() + rseq_sites_.size();
+    const uint64_t start = (text_end + 15) & ~uint64_t{15};
+    const uint64_t limit = (text_end + 4095) & ~uint64_t{4095};
+    if (start >= limit) return plan;
+    // Nothing of the loader's own may live there (a packed layout).
+    for (const auto& h : ph)
+        if (h.p_type == PT_LOAD && base + h.p_vaddr < limit && base + h.p_vaddr + h.p_memsz > start && !(h.p_flags & PF_X))
+            return plan;
+    plan.tramp_at = start;
+    uint64_t cursor = start;
+    auto add = [&](uint64_t site, const std::vector<uint8_t>& original, std::optional<RdtscPatch> patch, bool rseq) {
+        if (!patch) return;
+        plan.trampolines.resize(cursor - start);  // 16-byte aligned: zero padding
+        plan.trampolines.insert(plan.trampolines.end(), patch->trampoline.begin(), patch->trampoline.end());
+        plan.sites.push_back({site, original, std::move(patch->site), rseq});
+        cursor += (patch->trampoline.size() + 15) & ~size_t{15};
+    };
+    if (cfg_.in_process_rdtsc)
+        for (const auto& [site, original] : rdtsc_sites_) {
+            if (site < base || site + kRdtscWindow > text_end || cursor + kRdtscTrampolineMax > limit) continue;
+            add(site, original, plan_rdtsc_patch(original, site, cursor), false);
+        }
+    if (cfg_.in_process_rseq)
+        for (const auto& [site, known] : rseq_sites_) {
+            if (site < base || site + kSyscallSiteLen > text_end || cursor + kErrnoTrampolineLen > limit) continue;
+            add(site, known.code, plan_errno_syscall_patch(known.code, site, cursor, SYS_rseq, known.error, kRseqCountOffset),
+                true);
+        }
+    return plan;
 }
 
 bool Engine::emulate_rdtsc(Task& t) {

@@ -37,6 +37,9 @@ struct ClockPage {
 // reads as deltas (never resets): rdtsc reads its trampolines served, then the
 // stat path's (fast_stat_abi.h: HERMETIC_FAST_COUNT_TABLE, _MISSING).
 inline constexpr uint64_t kRdtscCountOffset = 56;
+// The loader's rseq calls its trampoline answered (plan_errno_syscall_patch),
+// past the stat path's two counters.
+inline constexpr uint64_t kRseqCountOffset = 80;
 inline constexpr size_t kClockPageBytes = 4096;  // the scratch slots start after it
 
 // Parses the vDSO image (as read from the process) and plans the patch. With

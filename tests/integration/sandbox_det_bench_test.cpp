@@ -34,6 +34,8 @@ MiniSandboxOptions opts(std::vector<std::string> argv, bool det) {
     o.config.in_process_stat = std::getenv("HERMETIC_DET_NO_FAST_STAT") == nullptr;
     // HERMETIC_DET_NO_RDTSC_PATCH=1: the loader's rdtsc traps (rdtsc_patch.hpp), for A/B runs.
     o.config.in_process_rdtsc = std::getenv("HERMETIC_DET_NO_RDTSC_PATCH") == nullptr;
+    // HERMETIC_DET_NO_RSEQ_PATCH=1: the loader's rseq denial traps, for A/B runs.
+    o.config.in_process_rseq = std::getenv("HERMETIC_DET_NO_RSEQ_PATCH") == nullptr;
     return o;
 }
 
@@ -116,6 +118,10 @@ TEST(DetBench, Workloads) {
     for (int i = 0; i < 1000; ++i) dir.push_back({"d/entry-" + std::to_string(i * 7919 % 1000), ""});
     row("getdents 1000-entry dir x" + std::to_string(dents), {probe, "getdents", std::to_string(dents), "/build/d"}, dents, dir);
     row("stat x" + std::to_string(stats), {probe, "stat", std::to_string(stats), "/usr/bin/env"}, stats);
+    // What a configure script or a test suite does most: start small processes.
+    const int trues = big ? 1000 : 50;
+    row(std::to_string(trues) + " /bin/true start-ups", {"/bin/sh", "-c", "for i in $(seq " + std::to_string(trues) + "); do /bin/true; done"},
+        trues);
     std::string loop = "for i in $(seq " + std::to_string(pythons) + "); do python3 -c pass; done";
     row(std::to_string(pythons) + " python3 start-ups", {"/bin/bash", "-c", loop}, pythons);
     row("C build, " + std::to_string(cfiles) + " files, make -j2",

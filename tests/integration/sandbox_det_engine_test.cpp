@@ -223,6 +223,31 @@ TEST(DetClock, TheLoadersRdtscIsAnsweredInTheProcessWithTheSameValues) {
     EXPECT_LE(f["rdtsc"], t["rdtsc"] / 3);
 }
 
+// glibc's loader registers an rseq area at every start-up; the policy denies
+// it (the kernel would write the real CPU there). Once one process trapped
+// there, the next ones are answered in the process, with the same errno
+// (glibc then reports no rseq area) and a denial in the audit for each.
+TEST(DetPolicy, TheLoadersRseqIsDeniedInTheProcessLikeATrappedOne) {
+    const std::string twice_identity = probe("det_random") + " identity; " + probe("det_random") + " identity";
+    auto run_with = [&](bool in_process) {
+        auto o = options({"/bin/sh", "-c", twice_identity});
+        o.config.in_process_rseq = in_process;
+        MiniSandboxResult r = run(o);
+        EXPECT_EQ(r.status, 0) << r.err;
+        for (const auto& n : r.summary.notes) ADD_FAILURE() << "note: " << n;
+        return r;
+    };
+    MiniSandboxResult fast = run_with(true), trapped = run_with(false);
+    EXPECT_NE(fast.out.find("rseq_size 0\n"), std::string::npos) << fast.out;
+    EXPECT_EQ(fast.out, trapped.out) << first_difference(fast.out, trapped.out);
+    auto& f = fast.summary.by_syscall;
+    auto& t = trapped.summary.by_syscall;
+    EXPECT_EQ(t["rseq"], 3u) << "sh and two probes";
+    EXPECT_EQ(f["rseq"] + f["rseq (in-process)"], t["rseq"]);
+    EXPECT_EQ(f["rseq (in-process)"], 2u) << "the probes, after sh trapped once";
+    EXPECT_EQ(fast.summary.by_class["policy"], trapped.summary.by_class["policy"]);
+}
+
 // A thousand reads served in the process, then an exec: the clock the new image
 // reads continues from the last of them (the supervisor counts them before the
 // old address space is gone), it does not go back.

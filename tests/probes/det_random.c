@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/random.h>
+#include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <sys/sysinfo.h>
 #include <sys/utsname.h>
@@ -80,6 +81,9 @@ int main(int argc, char **argv) {
         unsigned cpu = 99, node = 99;
         syscall(SYS_getcpu, &cpu, &node, NULL);
         printf("getcpu %u %u sched_getcpu %d\n", cpu, node, sched_getcpu());
+        /* The rseq area glibc registered at start-up (0: refused; the kernel
+         * would write the real CPU into it). */
+        printf("rseq_size %u\n", __rseq_size);
         cpu_set_t set;
         CPU_ZERO(&set);
         sched_getaffinity(0, sizeof set, &set);

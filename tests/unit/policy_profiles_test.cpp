@@ -137,6 +137,14 @@ TEST(Profiles, BuildIsBaselinePlusDeterminism) {
 
 // ---- strict ---------------------------------------------------------------------------
 
+TEST(Profiles, WhetherADecisionDependsOnArgumentsIsKnown) {
+    const PreparedPolicy build(profile("build"));
+    EXPECT_FALSE(build.depends_on_args(Arch::X86_64, *syscall_number("rseq"))) << "denied outright";
+    EXPECT_FALSE(build.depends_on_args(Arch::X86_64, *syscall_number("getpid"))) << "allowed outright";
+    EXPECT_TRUE(build.depends_on_args(Arch::X86_64, *syscall_number("ioctl"))) << "TIOCSTI is refused, not every ioctl";
+    EXPECT_TRUE(build.depends_on_args(Arch::X86_64, *syscall_number("clone"))) << "namespaces are refused";
+}
+
 TEST(Profiles, StrictHasNoSockets) {
     const CompiledPolicy& cp = compiled("strict");
     for (uint64_t family : {AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, AF_PACKET}) {
@@ -245,8 +253,15 @@ TEST(Profiles, DecideAgreesWithTheFilters) {
                 for (int nr = 0; nr < 600; ++nr) numbers.push_back(nr);
                 for (int nr : {-1, 1000, 0x3fffffff, 0x40000000, 0x40000027}) numbers.push_back(nr);
                 for (int nr : numbers) {
+                    // A call that depends on no argument gets one decision for all
+                    // (the supervisor answers such a call in the process then).
+                    const bool by_args = prepared.depends_on_args(arch, nr);
+                    const Action first = prepared.decide(arch, nr, arg_sets.front().data()).action;
                     for (const auto& args : arg_sets) {
                         const Decision d = prepared.decide(arch, nr, args.data());
+                        if (!by_args) {
+                            ASSERT_EQ(d.action, first) << syscall_name(nr, arch) << " said to depend on no argument";
+                        }
                         uint32_t expected = 0;
                         switch (d.action.kind) {
                             case ActionKind::Allow: expected = kAllow; break;

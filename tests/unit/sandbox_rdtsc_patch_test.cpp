@@ -112,5 +112,46 @@ TEST(RdtscPatch, APatchedSiteReadsTheClockPageAndRunsWhatItMoved) {
     ::munmap(scratch, 4096);
 }
 
+// The loader's rseq site (ld.so 2.36: "mov $0x14e,%eax; syscall", then a
+// 32-bit compare of the result) as a function: patched, it returns -ENOSYS
+// without entering the kernel, counts the call, and leaves the flags as they were.
+TEST(RdtscPatch, AnErrnoSiteAnswersWithoutTheKernelAndCounts) {
+    const uint8_t rseq[] = {0xb8, 0x4e, 0x01, 0x00, 0x00, 0x0f, 0x05};
+    EXPECT_FALSE(plan_errno_syscall_patch(rseq, 0x1000, 0x2000, 335, ENOSYS, kRseqCountOffset)) << "another call";
+    const uint8_t other[] = {0xb8, 0x4e, 0x01, 0x00, 0x00, 0x90, 0x90};
+    EXPECT_FALSE(plan_errno_syscall_patch(other, 0x1000, 0x2000, 334, ENOSYS, kRseqCountOffset)) << "no syscall";
+    EXPECT_FALSE(plan_errno_syscall_patch(rseq, 0x1000, 0x2000, 334, 0, kRseqCountOffset)) << "not an error";
+
+    void* scratch = ::mmap(reinterpret_cast<void*>(policy::kScratchBase), 4096, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (scratch == MAP_FAILED) GTEST_SKIP() << "the scratch address is taken in this process: " << std::strerror(errno);
+    auto* count = reinterpret_cast<uint64_t*>(policy::kScratchBase + kRseqCountOffset);
+    *count = 0;
+    auto* code = static_cast<uint8_t*>(::mmap(nullptr, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    ASSERT_NE(code, MAP_FAILED);
+    // stc; mov $334, %eax; syscall; setc %dl... : "rax = rseq(); rdx = CF" with CF set before.
+    const uint8_t fn[] = {0x31, 0xd2,                          // xor %edx, %edx
+                          0xf9,                                // stc
+                          0xb8, 0x4e, 0x01, 0x00, 0x00,        // mov $334, %eax
+                          0x0f, 0x05,                          // syscall
+                          0x0f, 0x92, 0xc2,                    // setc %dl
+                          0x48, 0x01, 0xd0,                    // add %rdx, %rax: -ENOSYS + CF
+                          0xc3};                               // ret
+    std::memcpy(code, fn, sizeof fn);
+    const auto site = reinterpret_cast<uint64_t>(code) + 3, tramp = reinterpret_cast<uint64_t>(code) + 2048;
+    auto patch = plan_errno_syscall_patch(std::span<const uint8_t>(code + 3, kSyscallSiteLen), site, tramp, 334, ENOSYS,
+                                          kRseqCountOffset);
+    ASSERT_TRUE(patch);
+    EXPECT_EQ(patch->trampoline.size(), kErrnoTrampolineLen);
+    std::memcpy(code + 2048, patch->trampoline.data(), patch->trampoline.size());
+    std::memcpy(code + 3, patch->site.data(), patch->site.size());
+    auto call = reinterpret_cast<int64_t (*)()>(code);
+    EXPECT_EQ(call(), -ENOSYS + 1) << "the carry survives: the flags are untouched";
+    EXPECT_EQ(call(), -ENOSYS + 1);
+    EXPECT_EQ(*count, 2u);
+    ::munmap(code, 4096);
+    ::munmap(scratch, 4096);
+}
+
 }  // namespace
 }  // namespace hermetic::sandbox::determinism
