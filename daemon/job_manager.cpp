@@ -533,7 +533,8 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
     spec.clock_step_ns = job->plan_.clock_step_ns;
     spec.filters = job->plan_.policy->compiled.filters;
     spec.policy_digest = job->plan_.policy->digest();
-    spec.policy = job->plan_.policy->policy;  // the supervisor decides with it
+    // The supervisor decides with it: sent unless it prepared this one ahead.
+    if (sb.prepared_policy != spec.policy_digest) spec.policy = job->plan_.policy->policy;
     spec.seed = job->plan_.request.seed.value_or(0);
     spec.trace = job->plan_.request.trace;
     spec.record_events = config_.audit_every_event;

@@ -169,7 +169,8 @@ int main(int argc, char** argv) {
         recover_after_crash(config, journal);
         sandbox::NetnsPool netns(config.netns_pool);
         IdSlots ids(config.id_base, config.id_count);
-        SandboxPool sandboxes(config, ids, netns, runner);
+        // The floor is read again for each sandbox: an admin's edit reaches the next one.
+        SandboxPool sandboxes(config, ids, netns, runner, [&policies] { return policies->floor(); });
         JobManager jobs(config, journal, sandboxes, *policies, JobManager::Evidence{&keys, &rootfs});
         Collector collector(jobs, std::chrono::seconds(config.gc_interval_sec));
         std::atomic<uint32_t> grace{config.shutdown_grace_sec};

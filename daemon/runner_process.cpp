@@ -130,7 +130,7 @@ RunnerProcess::~RunnerProcess() {
     }
 }
 
-std::map<std::string, double> RunnerProcess::wait_ready(std::chrono::milliseconds timeout) {
+RunnerProcess::Ready RunnerProcess::wait_ready(std::chrono::milliseconds timeout) {
     pollfd p{control_.get(), POLLIN, 0};
     int rc;
     do {
@@ -141,7 +141,7 @@ std::map<std::string, double> RunnerProcess::wait_ready(std::chrono::millisecond
     if (!m) throw std::runtime_error("the sandbox runner exited while preparing");
     if (m->body.contains("failed")) throw std::runtime_error(m->body["failed"].get<std::string>());
     if (!m->body.contains("ready")) throw std::runtime_error("unexpected message from the sandbox runner");
-    return m->body.value("phase_ms", std::map<std::string, double>{});
+    return {m->body.value("phase_ms", std::map<std::string, double>{}), m->body.value("prepared_policy", "")};
 }
 
 bool RunnerProcess::still_ready() const {

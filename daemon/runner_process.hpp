@@ -26,7 +26,11 @@ public:
     ~RunnerProcess();  // a runner still alive is killed (its sandbox dies with it)
 
     // Waits for "ready"; throws std::runtime_error with the runner's reason.
-    std::map<std::string, double> wait_ready(std::chrono::milliseconds timeout);
+    struct Ready {
+        std::map<std::string, double> phase_ms;  // how long preparing took, by step
+        std::string prepared_policy;  // digest of the policy its supervisor prepared ahead ("": none)
+    };
+    Ready wait_ready(std::chrono::milliseconds timeout);
     // Whether a prepared runner is still waiting (no EOF, no message on its socket).
     [[nodiscard]] bool still_ready() const;
     // Hands over the job; the fds are sent and closed here.

@@ -25,8 +25,14 @@ std::string new_sandbox_id() {
     return t + to_hex(r, sizeof r);
 }
 
-SandboxPool::SandboxPool(const DaemonConfig& config, IdSlots& ids, sandbox::NetnsPool& netns, std::string runner_path)
-    : config_(config), ids_(ids), netns_(netns), runner_path_(std::move(runner_path)), target_(config.sandbox_pool) {
+SandboxPool::SandboxPool(const DaemonConfig& config, IdSlots& ids, sandbox::NetnsPool& netns, std::string runner_path,
+                         LikelyPolicy likely_policy)
+    : config_(config),
+      ids_(ids),
+      netns_(netns),
+      runner_path_(std::move(runner_path)),
+      likely_policy_(std::move(likely_policy)),
+      target_(config.sandbox_pool) {
     if (target_ > 0) thread_ = std::thread([this] { refill_loop(); });
 }
 
@@ -55,10 +61,22 @@ PreparedSandbox SandboxPool::prepare(Priority priority) {
     prep.ids = sb.lease.ids();
     prep.config = config_.sandbox;
     prep.default_limits = {config_.default_memory, config_.pids_max, config_.cpu_limit};
+    if (likely_policy_) {
+        // What jobs that name no policy run under: prepared with the sandbox.
+        try {
+            auto p = likely_policy_();
+            prep.likely_policy = p->policy;
+            prep.likely_digest = p->digest();
+        } catch (const std::exception& e) {
+            spdlog::warn("sandbox {}: no policy prepared ahead: {}", sb.sandbox_id, e.what());
+        }
+    }
     sb.runner = RunnerProcess::spawn(runner_path_, prep, netns_.take());
     if (priority == Priority::Background) sb.runner.set_nice(kBackgroundNice);
     sb.record = RunnerRecord::create(config_.state_dir + "/runners", sb.sandbox_id, sb.runner.pid());
-    sb.phase_ms = sb.runner.wait_ready(kPrepareTimeout);
+    auto ready = sb.runner.wait_ready(kPrepareTimeout);
+    sb.phase_ms = std::move(ready.phase_ms);
+    sb.prepared_policy = std::move(ready.prepared_policy);
     return sb;
 }
 

@@ -10,7 +10,9 @@
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -20,6 +22,7 @@
 #include "daemon/runner_process.hpp"
 #include "daemon/runner_registry.hpp"
 #include "sandbox/netns_pool.hpp"
+#include "syscall-policy/policy_store.hpp"
 
 namespace hermetic::daemon {
 
@@ -29,11 +32,16 @@ struct PreparedSandbox {
     RunnerRecord record;  // before runner: the record goes once the runner is reaped
     RunnerProcess runner;
     std::map<std::string, double> phase_ms;  // how long preparing took, by step
+    std::string prepared_policy;  // digest of the policy prepared ahead ("": none)
 };
 
 class SandboxPool {
 public:
-    SandboxPool(const DaemonConfig& config, IdSlots& ids, sandbox::NetnsPool& netns, std::string runner_path);
+    // `likely_policy`: the policy most jobs will run under (the floor), which a
+    // sandbox's supervisor prepares ahead; empty: none.
+    using LikelyPolicy = std::function<std::shared_ptr<const policy::ResolvedPolicy>()>;
+    SandboxPool(const DaemonConfig& config, IdSlots& ids, sandbox::NetnsPool& netns, std::string runner_path,
+                LikelyPolicy likely_policy = {});
     ~SandboxPool();  // stops the refill thread; prepared sandboxes are discarded
 
     // A prepared sandbox: from the pool, or prepared now when the pool is empty.
@@ -50,6 +58,7 @@ private:
     IdSlots& ids_;
     sandbox::NetnsPool& netns_;
     std::string runner_path_;
+    LikelyPolicy likely_policy_;
     size_t target_;
     mutable std::mutex mu_;
     std::condition_variable cv_;

@@ -107,6 +107,10 @@ void to_json(json& j, const PrepareSpec& v) {
              {"ids", {v.ids.root_host_id, v.ids.build_host_id}},
              {"config", v.config},
              {"default_limits", limits_json(v.default_limits)}};
+    if (v.likely_policy) {
+        j["likely_policy"] = policy::policy_to_json(*v.likely_policy);
+        j["likely_digest"] = v.likely_digest;
+    }
 }
 
 void from_json(const json& j, PrepareSpec& v) {
@@ -115,6 +119,10 @@ void from_json(const json& j, PrepareSpec& v) {
     v.ids.build_host_id = j.at("ids").at(1).get<uid_t>();
     v.config = j.at("config").get<SandboxConfig>();
     v.default_limits = limits_from(j.at("default_limits"));
+    if (j.contains("likely_policy")) {
+        v.likely_policy = policy::policy_from_json(j["likely_policy"]);
+        v.likely_digest = j.at("likely_digest").get<std::string>();
+    }
 }
 
 void to_json(json& j, const RunSpec& v) {

@@ -181,11 +181,34 @@ public:
         (void)sha256_hex("");
         sup_.emplace();
         cgroup_->attach(sup_->pid());
-        served_fuse_ = sup_->open_served_files(init_pid_);
+        if (prep_.likely_policy) {
+            try {
+                sup_->prepare_policy(*prep_.likely_policy);
+                likely_prepared_ = true;
+            } catch (const std::exception&) {
+                // The job then brings its policy, as without one prepared.
+            }
+        }
+        UniqueFd served = sup_->open_served_files(init_pid_);
         phase_ms_["supervisor"] = ms_since(t);
+        // Init mounts them now, ahead of the job: the supervisor answers the
+        // mount's requests before it has a job (what the files hold waits for one).
+        t = Clock::now();
+        const int fuse = served.get();
+        send_control(init_.get(), {{"serve", true}}, std::span<const int>(&fuse, 1));
+        served.reset();
+        m = receive_control(init_.get());
+        if (!m || !m->body.contains("served")) {
+            std::string why = m ? m->body.value("message", "unexpected message") : "init ended";
+            throw std::runtime_error("mounting the served files: " + why);
+        }
+        phases = m->body.value("phase_ms", std::map<std::string, double>{});
+        phase_ms_.insert(phases.begin(), phases.end());
     }
 
     [[nodiscard]] const std::map<std::string, double>& phases() const { return phase_ms_; }
+    // The digest of the policy the supervisor prepared ahead ("": none).
+    [[nodiscard]] std::string prepared_policy() const { return likely_prepared_ ? prep_.likely_digest : ""; }
 
     // Waits for the job; false if the daemon let go of the sandbox (or it broke).
     bool wait_for_job(RunSpec& spec, RunFds& fds) {
@@ -304,7 +327,6 @@ private:
             SocketPair handoff = make_socketpair();
             handoff_ = std::move(handoff.a);
             handoff_b = std::move(handoff.b);
-            pass.push_back(served_fuse_.get());
             pass.push_back(handoff_b.get());
             job["supervised"] = true;
         } else {
@@ -312,7 +334,6 @@ private:
         }
         send_control(init_.get(), {{"job", job}}, pass);
         input_root.reset();
-        served_fuse_.reset();
         handoff_b.reset();
         // Only the build holds the output pipes now: their EOF means it is gone.
         fds_.stdout_w.reset();
@@ -333,8 +354,13 @@ private:
         // The supervisor decides every notification with the job's policy: it
         // checks that what it got is exactly the one the job's evidence names
         // (its digest), while init sets the sandbox up.
-        if (!spec_.policy) throw std::runtime_error("the job's policy did not come with it");
-        c.policy = std::make_shared<const policy::Policy>(*spec_.policy);
+        if (spec_.policy) {
+            c.policy = std::make_shared<const policy::Policy>(*spec_.policy);
+        } else if (likely_prepared_ && spec_.policy_digest == prep_.likely_digest) {
+            c.policy_prepared = true;  // the supervisor has it already (prepare())
+        } else {
+            throw std::runtime_error("the job's policy did not come with it");
+        }
         c.policy_digest = spec_.policy_digest;
         c.seed = spec_.seed;
         c.epoch = spec_.epoch;
@@ -660,6 +686,7 @@ private:
 
     int control_;
     PrepareSpec prep_;
+    bool likely_prepared_ = false;  // the supervisor has prep_.likely_policy
     RunSpec spec_;
     RunFds fds_;
     JobOutcome out_;
@@ -673,7 +700,6 @@ private:
     // Declared in this order: the supervisor's reader thread writes into the sink.
     std::optional<DeviationStreamWriter> devsink_;
     std::optional<determinism::Supervisor> sup_;  // forked by prepare(), configured by start_job()
-    UniqueFd served_fuse_;                         // its served files' /dev/fuse, for init
     UniqueFd handoff_;  // the runner's end of the build's hand-off socket
     pid_t init_pid_ = -1;
     UniqueFd init_pidfd_;
@@ -708,7 +734,7 @@ int runner_main(int control_fd, pid_t parent) noexcept {
             r.discard();
             return 1;
         }
-        send_control(control_fd, {{"ready", true}, {"phase_ms", r.phases()}});
+        send_control(control_fd, {{"ready", true}, {"phase_ms", r.phases()}, {"prepared_policy", r.prepared_policy()}});
         RunSpec spec;
         RunFds fds;
         if (!r.wait_for_job(spec, fds)) {

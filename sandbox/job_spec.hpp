@@ -60,6 +60,11 @@ struct PrepareSpec {
     IdRange ids;
     SandboxConfig config;
     CgroupLimits default_limits;  // until a job sets its own
+    // The policy jobs most likely run under (the daemon's floor) and its
+    // digest: the supervisor prepares it ahead; a job under it comes without
+    // its own copy (RunSpec::policy absent, same policy_digest).
+    std::optional<policy::Policy> likely_policy;
+    std::string likely_digest;
 };
 
 // The input root a job works in directly instead of a copy (RunSpec::in_place).

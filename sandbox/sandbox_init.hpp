@@ -5,10 +5,13 @@
 //
 // Messages on the control socket (sandbox/control_channel.hpp), runner -> init:
 //   {"go": true}                               maps and cgroup are in place
-//   {"job": {argv, env, cpus_visible, epoch, filters, has_source}}
-//       fds: [stdout_w, stderr_w, outputs_w, source_r (if has_source)]
+//   {"serve": true}  fds: [/dev/fuse]          mount the supervisor's served files (ahead of the job)
+//   {"job": {argv, env, cpus_visible, epoch, filters, has_source, supervised}}
+//       fds: [stdout_w, stderr_w, outputs_w, source_r (if has_source), input root (in place),
+//             hand-off socket (if supervised)]
 // init -> runner:
 //   {"prepared": true, "phase_ms": {...}}      the root is ready
+//   {"served": true, "phase_ms": {...}}        the served files are mounted
 //   {"phase": NAME, "ms": N}                   timing of a job phase ("started": the build runs)
 //   {"error": "setup"|"source"|"outputs", "kind": ..., "message": ...}
 //   {"build": {"status": WAIT_STATUS}, "exec_error": {"errno": N, "message": ...}?}

@@ -34,6 +34,10 @@ struct DeterminismConfig {
     // job's evidence names it; the supervisor refuses a policy that doesn't
     // match. Empty: not checked (tests, the mini sandbox).
     std::string policy_digest;
+    // Instead of `policy`: the one Supervisor::prepare_policy() gave it ahead
+    // of the job (the daemon's floor, which most jobs run under); its digest
+    // must be policy_digest.
+    bool policy_prepared = false;
 
     uint64_t seed = 0;               // --seed: keys every random byte the build sees
     int64_t epoch = kDefaultEpoch;   // --epoch (seconds): where the logical clock starts

@@ -23,11 +23,11 @@
 //
 //   runner, while it prepares the sandbox (init exists, no job yet):
 //     Supervisor sup;                               // forks the supervisor
-//     UniqueFd fuse = sup.open_served_files(init_pid);  // pass to init with the job
+//     UniqueFd fuse = sup.open_served_files(init_pid);  // pass to init (it answers already)
 //   runner, per job, before sending the job to init:
 //     sup.configure(config, sink);                  // the job's seed, epoch, policy...
 //     SocketPair handoff = make_socketpair();       // .b to init (for the build), .a kept
-//   init (root in the sandbox's user+mount namespaces), before forking the build:
+//   init (root in the sandbox's user+mount namespaces), any time before forking the build:
 //     mount_served_files(fuse.get());               // then close it
 //   build process (pid 2), after its uid drop and no_new_privs, in this order:
 //     prepare_build_process();                      // before the filters
@@ -90,6 +90,8 @@ void install_filters_and_hand_off(int sock, const policy::CompiledPolicy& policy
 // directory under it that may be covered for a moment (its contents are hidden
 // only while this runs). Needs CAP_SYS_ADMIN in the sandbox's user namespace.
 void mount_served_files(int fuse_fd, const std::string& root = "/", const std::string& staging = "tmp");
+// Takes them off again (a job without a supervisor in a sandbox prepared with one).
+void unmount_served_files(const std::string& root = "/");
 
 // ---- In the runner ----------------------------------------------------------
 
@@ -123,6 +125,12 @@ public:
     // fails start() with the reason (policy::PolicyError's message).
     void configure(const DeterminismConfig& config, DeviationSink& sink);
 
+    // Ahead of any job (the sandbox pool): the policy most jobs will run under,
+    // parsed, checked and prepared now; a configuration with policy_prepared
+    // (and its digest) then uses it instead of carrying its own. Waits for the
+    // supervisor's answer; throws with its reason.
+    void prepare_policy(const policy::Policy& policy);
+
     // A /dev/fuse descriptor opened in init's user namespace and already served:
     // hand it to init for mount_served_files(). Call before init mounts.
     UniqueFd open_served_files(pid_t init_pid);
@@ -147,6 +155,7 @@ private:
     UniqueFd control_;
     UniqueFd deviations_;  // the supervisor's records, until configure() starts the reader
     bool configured_ = false;
+    bool policy_prepared_ = false;
     std::unique_ptr<Reader> reader_;
     bool stopped_ = false;
     Summary summary_;

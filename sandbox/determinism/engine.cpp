@@ -29,6 +29,7 @@
 #include "sandbox/determinism/wire.hpp"
 #include "syscall-policy/determinism_rules.hpp"
 #include "syscall-policy/parser.hpp"
+#include "syscall-policy/policy_json.hpp"
 
 #ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
 #define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
@@ -147,7 +148,7 @@ Engine::Engine(UniqueFd control, UniqueFd deviations) : control_(std::move(contr
 
 void Engine::configure(DeterminismConfig cfg) {
     if (configured_) throw std::runtime_error("configured twice");
-    if (!cfg.policy) throw std::runtime_error("no policy in the configuration");
+    if (!cfg.policy && !cfg.policy_prepared) throw std::runtime_error("no policy in the configuration");
     // What the served files need (seed, CPUs, epoch) is ready now: init mounts
     // them as soon as it has the job. The policy is prepared at the first idle
     // moment (prepare_policy()), before the build can make a call.
@@ -156,18 +157,39 @@ void Engine::configure(DeterminismConfig cfg) {
     configured_ = true;
 }
 
+// The canonical digests of a policy, with and without denials routed (the
+// daemon compiles it either way).
+static std::set<std::string> policy_digests(const policy::Policy& p) {
+    std::set<std::string> d;
+    for (bool route : {true, false})
+        d.insert(sha256_hex(policy::canonical_text(p, {.route_denials_to_supervisor = route})));
+    return d;
+}
+
+// Ahead of the job: the policy it will most likely run under, so that its
+// configuration need not carry one (parsing, checking and preparing it took
+// ~3 ms of the job's start here).
+void Engine::prepare_likely_policy(const nlohmann::json& j) {
+    auto p = std::make_shared<const policy::Policy>(policy::policy_from_json(j));
+    likely_digests_ = policy_digests(*p);
+    likely_prepared_ = std::make_shared<const policy::PreparedPolicy>(*p);
+    likely_policy_ = std::move(p);
+}
+
 void Engine::prepare_policy() {
     if (policy_) return;
-    if (!cfg_.policy_digest.empty()) {
-        bool attested = false;
-        for (bool route : {true, false})
-            attested = attested || sha256_hex(policy::canonical_text(
-                                       *cfg_.policy, {.route_denials_to_supervisor = route})) == cfg_.policy_digest;
-        if (!attested) throw std::runtime_error("the job's policy does not match its digest " + cfg_.policy_digest);
+    if (cfg_.policy_prepared) {
+        if (!likely_policy_ || !likely_digests_.count(cfg_.policy_digest))
+            throw std::runtime_error("the job's policy (" + cfg_.policy_digest + ") is not the one prepared ahead");
+        cfg_.policy = likely_policy_;
+        policy_ = likely_prepared_;
+    } else {
+        if (!cfg_.policy_digest.empty() && !policy_digests(*cfg_.policy).count(cfg_.policy_digest))
+            throw std::runtime_error("the job's policy does not match its digest " + cfg_.policy_digest);
+        // Throws policy::PolicyError for a policy decide() can't use: the job then
+        // fails its setup with that reason.
+        policy_ = std::make_shared<const policy::PreparedPolicy>(*cfg_.policy);
     }
-    // Throws policy::PolicyError for a policy decide() can't use: the job then
-    // fails its setup with that reason.
-    policy_ = std::make_shared<const policy::PreparedPolicy>(*cfg_.policy);
     // The clock page serves clock_gettime, gettimeofday and time without a
     // trap: only if the policy virtualizes them all (a policy that logs one
     // gets it run for real, through the patched vDSO's syscall).
@@ -421,10 +443,10 @@ int Engine::run() noexcept {
             p[n++] = {control_.get(), POLLIN, 0};
             p[n++] = {sigchld_.get(), POLLIN, 0};
             p[n++] = {listener_ ? listener_.get() : -1, POLLIN, 0};
-            // The served files: from the job's configuration on (init mounts
-            // them after it has the job); until init has mounted them the
-            // device reads as not mounted, so look again every millisecond.
-            const bool serve = configured_ && fuse_ && !fuse_unmounted_;
+            // The served files: init mounts them while the sandbox is prepared
+            // (their contents wait for the job's configuration); until it has,
+            // the device reads as not mounted, so look again every millisecond.
+            const bool serve = fuse_ && !fuse_unmounted_;
             p[n++] = {serve ? fuse_.get() : -1, POLLIN, 0};
             p[n++] = {fanotify_ ? fanotify_.get() : -1, POLLIN, 0};
             int timeout = dev_buf_.empty() ? -1 : static_cast<int>(kDeviationFlushDelay.count());
@@ -482,6 +504,13 @@ void Engine::on_control() {
                 configure(b["configure"].get<DeterminismConfig>());
             } catch (const std::exception& e) {
                 refuse_configuration(e);
+            }
+        } else if (b.contains("prepare_policy")) {
+            try {
+                prepare_likely_policy(b["prepare_policy"]);
+                send_control(control_.get(), {{"policy_prepared", true}});
+            } catch (const std::exception& e) {
+                send_control(control_.get(), {{"error", std::string("the likely policy: ") + e.what()}});
             }
         } else if (b.contains("open_fuse")) {
             UniqueFd fd = open_fuse_device(b["open_fuse"].get<pid_t>());

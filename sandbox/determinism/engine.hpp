@@ -324,6 +324,7 @@ public:
 private:
     void configure(DeterminismConfig cfg);
     void prepare_policy();  // checks the attested digest, prepares policy_; throws
+    void prepare_likely_policy(const nlohmann::json& policy);  // ahead of the job (Supervisor::prepare_policy)
     // prepare_policy(), a refusal (sent to the runner) if it throws: false once refused.
     bool policy_ready();
     void refuse_configuration(const std::exception& e);
@@ -340,6 +341,10 @@ private:
 public:
     DeterminismConfig cfg_;
     std::shared_ptr<const policy::PreparedPolicy> policy_;  // decides every notification
+    // The policy prepared ahead of the job, and its canonical digests.
+    std::shared_ptr<const policy::Policy> likely_policy_;
+    std::shared_ptr<const policy::PreparedPolicy> likely_prepared_;
+    std::set<std::string> likely_digests_;
     StreamKey key_{};
     UniqueFd control_, deviations_, listener_, sigchld_, fanotify_, fuse_, hostproc_;
     UniqueFd pidns_;  // the build's pid namespace (resolve_vpid)

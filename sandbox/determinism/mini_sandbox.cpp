@@ -312,7 +312,16 @@ MiniSandboxResult run_mini_sandbox(const MiniSandboxOptions& o) {
         write_proc(static_cast<pid_t>(pid), "uid_map", "0 " + std::to_string(root_host) + " 1\n1000 " + std::to_string(root_host + 1) + " 1\n");
         write_proc(static_cast<pid_t>(pid), "gid_map", "0 " + std::to_string(root_host) + " 1\n1000 " + std::to_string(root_host + 1) + " 1\n");
         UniqueFd fuse;
-        if (o.determinism) {
+        if (o.determinism && o.policy_ahead) {
+            sup.emplace();
+            sup->prepare_policy(*config.policy);
+            DeterminismConfig c = config;
+            c.policy.reset();
+            c.policy_prepared = true;
+            if (c.policy_digest.empty()) c.policy_digest = policy.digest;
+            sup->configure(c, sink);
+            fuse = sup->open_served_files(static_cast<pid_t>(pid));
+        } else if (o.determinism) {
             sup.emplace(config, sink);
             fuse = sup->open_served_files(static_cast<pid_t>(pid));  // for hook 3
         }

@@ -37,6 +37,10 @@ struct MiniSandboxOptions {
     // config.policy: the build's policy; unset: the baseline plus the
     // determinism rules (the baseline alone without `determinism`).
     DeterminismConfig config;
+    // The policy given to the supervisor ahead (Supervisor::prepare_policy), as
+    // the sandbox pool does, and the configuration without it (its digest:
+    // config.policy_digest if set, else the compiled policy's).
+    bool policy_ahead = false;
     std::chrono::seconds timeout{300};
 };
 

@@ -86,6 +86,15 @@ void mount_served_files(int fuse_fd, const std::string& root, const std::string&
     if (::umount2(stage.c_str(), MNT_DETACH) != 0) throw_errno("unmount the served files' staging mount");
 }
 
+void unmount_served_files(const std::string& root) {
+    for (const ServedFile& f : served_files()) {
+        const std::string target = join(root, f.target);
+        // EINVAL: not a mount point (the target did not exist, nothing was bound).
+        if (::umount2(target.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
+            throw_errno("unmount the served " + std::string(f.name));
+    }
+}
+
 // ---- the supervisor's side
 
 UniqueFd Engine::open_fuse_device(pid_t init_pid) {

@@ -183,6 +183,9 @@ void install_filters_and_hand_off(int sock, const policy::CompiledPolicy& policy
             h.error = e.code();
             std::snprintf(h.what, sizeof h.what, "%s", e.what());
             next = HandOff::Failed;
+            // A wait of the other thread that went to the listener fails
+            // (ENOSYS) once nobody holds it, instead of waiting for ever.
+            if (h.state.load(std::memory_order_acquire) == HandOff::Waiting) ::close(fd);
         }
         h.state.store(next, std::memory_order_release);
         futex(&h.state, FUTEX_WAKE_PRIVATE, 1);
@@ -197,14 +200,16 @@ void install_filters_and_hand_off(int sock, const policy::CompiledPolicy& policy
         h.listener.store(HandOff::kInstallFailed, std::memory_order_release);
         throw;
     }
-    // From here this thread is under the policy: until the helper has sent the
-    // listener, nothing but spinning (no syscall could be answered yet).
+    // From here this thread is under the policy. It sleeps until the helper is
+    // done: a wait the policy lets through sleeps in the kernel; one it sends
+    // to the supervisor (logged, or a routed denial) waits for it to attach,
+    // which the helper brings about on its own, and is answered then (and we
+    // look again). Spinning instead kept the helper off a busy CPU for a
+    // scheduler slice (2-3 ms of every job here).
     h.listener.store(listener.release(), std::memory_order_release);
     int st;
-    while ((st = h.state.load(std::memory_order_acquire)) == HandOff::Waiting) __builtin_ia32_pause();
-    // Sent: the supervisor answers whatever this wait becomes (a logged or
-    // denied futex is answered once it has attached; then we look again).
-    while ((st = h.state.load(std::memory_order_acquire)) == HandOff::Sent) futex(&h.state, FUTEX_WAIT_PRIVATE, st);
+    while ((st = h.state.load(std::memory_order_acquire)) == HandOff::Waiting || st == HandOff::Sent)
+        futex(&h.state, FUTEX_WAIT_PRIVATE, st);
     if (st == HandOff::Failed) throw std::runtime_error(h.what);
 }
 
@@ -287,7 +292,8 @@ void to_json(json& j, const DeterminismConfig& c) {
              {"in_process_stat", c.in_process_stat},
              {"in_process_rdtsc", c.in_process_rdtsc},
              {"in_process_rseq", c.in_process_rseq},
-             {"policy_digest", c.policy_digest}};
+             {"policy_digest", c.policy_digest},
+             {"policy_prepared", c.policy_prepared}};
     if (c.policy) j["policy"] = policy::policy_to_json(*c.policy);
 }
 void from_json(const json& j, DeterminismConfig& c) {
@@ -313,6 +319,7 @@ void from_json(const json& j, DeterminismConfig& c) {
     c.in_process_rdtsc = j.value("in_process_rdtsc", true);
     c.in_process_rseq = j.value("in_process_rseq", true);
     c.policy_digest = j.value("policy_digest", "");
+    c.policy_prepared = j.value("policy_prepared", false);
     c.policy.reset();
     if (j.contains("policy")) c.policy = std::make_shared<const policy::Policy>(policy::policy_from_json(j["policy"]));
 }
@@ -383,7 +390,8 @@ Supervisor::Supervisor(const DeterminismConfig& config, DeviationSink& sink) : S
 
 void Supervisor::configure(const DeterminismConfig& config, DeviationSink& sink) {
     if (configured_) throw std::logic_error("determinism supervisor: configured twice");
-    if (!config.policy) throw std::invalid_argument("determinism supervisor: no policy in the configuration");
+    if (!config.policy && !(config.policy_prepared && policy_prepared_))
+        throw std::invalid_argument("determinism supervisor: no policy in the configuration");
     configured_ = true;
     reader_ = std::make_unique<Reader>(std::move(deviations_), sink);
     // Not waiting for an answer: the supervisor prepares the policy while init
@@ -409,6 +417,13 @@ ControlMessage expect_reply(int fd, const char* key) {
 }
 
 }  // namespace
+
+void Supervisor::prepare_policy(const policy::Policy& policy) {
+    if (configured_) throw std::logic_error("determinism supervisor: prepare_policy() after configure()");
+    send_control(control_.get(), {{"prepare_policy", policy::policy_to_json(policy)}});
+    (void)expect_reply(control_.get(), "policy_prepared");
+    policy_prepared_ = true;
+}
 
 UniqueFd Supervisor::open_served_files(pid_t init_pid) {
     send_control(control_.get(), {{"open_fuse", init_pid}});

@@ -127,6 +127,19 @@ TEST_F(RunCommand, JsonPrintsExactlyOneObjectOnStdout) {
     EXPECT_EQ(o["sha256"], sha256sum(outs_ / "o/a.txt"));
 }
 
+// What a sandbox needs before any job is done ahead of it (the pool): the
+// served files (/dev/urandom, the /proc facts) are mounted by then, and the
+// job reads them all the same.
+TEST_F(RunCommand, TheServedFilesAreReadyBeforeTheJobArrives) {
+    auto r = sh("head -c 4 /dev/urandom | od -An -tx1; cat /proc/sys/kernel/osrelease", {"--json"});
+    ASSERT_EQ(r.status, 0) << r.describe();
+    EXPECT_NE(r.err.find("6.1.0-hermetic"), std::string::npos) << r.err;
+    json j = json::parse(r.out, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << r.out;
+    const json& t = j["timings"];
+    EXPECT_TRUE(t.contains("daemon:prepare:served-files")) << t.dump();
+}
+
 TEST_F(RunCommand, JsonReportsASignal) {
     auto r = sh("kill -TERM $$", {"--json"});
     EXPECT_EQ(r.status, 128 + 15) << r.describe();

@@ -248,6 +248,25 @@ TEST(DetPolicy, TheLoadersRseqIsDeniedInTheProcessLikeATrappedOne) {
     EXPECT_EQ(fast.summary.by_class["policy"], trapped.summary.by_class["policy"]);
 }
 
+// The sandbox pool gives the supervisor the likely policy ahead of the job;
+// a job under it comes without its own and is decided exactly the same. A job
+// whose digest names another policy is refused, not run under the wrong one.
+TEST(DetPolicy, APolicyPreparedAheadDecidesLikeOneThatCameWithTheJob) {
+    auto o = options({probe("det_random"), "identity"});
+    MiniSandboxResult with = run(o);
+    o.policy_ahead = true;
+    MiniSandboxResult ahead = run(o);
+    ASSERT_EQ(with.status, 0) << with.err;
+    ASSERT_EQ(ahead.status, 0) << ahead.err;
+    EXPECT_EQ(ahead.out, with.out) << first_difference(ahead.out, with.out);
+    EXPECT_EQ(ahead.summary.by_class, with.summary.by_class);
+
+    o.config.policy_digest = std::string(64, '0');
+    MiniSandboxResult other = run_mini_sandbox(o);
+    EXPECT_NE(other.status, 0);
+    EXPECT_NE(other.err.find("is not the one prepared ahead"), std::string::npos) << other.err;
+}
+
 // A thousand reads served in the process, then an exec: the clock the new image
 // reads continues from the last of them (the supervisor counts them before the
 // old address space is gone), it does not go back.
