@@ -198,6 +198,20 @@ TEST(DetClock, ACpuTimeBudgetEndsAfterAHundredReadsPerSecond) {
     EXPECT_NE(a.out.find("cpu-budget reads 200\n"), std::string::npos) << a.out;
 }
 
+// Runs `o` with a switch of its configuration on, then off; both must succeed
+// without a note from the engine.
+std::pair<MiniSandboxResult, MiniSandboxResult> with_and_without(MiniSandboxOptions o, bool DeterminismConfig::* what) {
+    auto once = [&](bool on) {
+        o.config.*what = on;
+        MiniSandboxResult r = run(o);
+        EXPECT_EQ(r.status, 0) << r.err;
+        for (const auto& n : r.summary.notes) ADD_FAILURE() << "note: " << n;
+        return r;
+    };
+    MiniSandboxResult a = once(true);
+    return {std::move(a), once(false)};
+}
+
 // The loader's rdtsc (it times its start-up: ~8 reads per dynamic process,
 // each a ptrace stop): once a site trapped, the next processes run it through
 // a trampoline that reads the clock page (rdtsc_patch.hpp). LD_DEBUG=statistics
@@ -205,15 +219,9 @@ TEST(DetClock, ACpuTimeBudgetEndsAfterAHundredReadsPerSecond) {
 // every read trapped, and every read is still counted.
 TEST(DetClock, TheLoadersRdtscIsAnsweredInTheProcessWithTheSameValues) {
     const std::string once = "LD_DEBUG=statistics /bin/true";
-    auto run_with = [&](bool in_process) {
-        auto o = options({"/bin/sh", "-c", "{ " + once + "; " + once + "; " + once + "; } 2>&1"});
-        o.config.in_process_stat = in_process;  // off: no exec stub hello, no patch
-        MiniSandboxResult r = run(o);
-        EXPECT_EQ(r.status, 0) << r.err;
-        for (const auto& n : r.summary.notes) ADD_FAILURE() << "note: " << n;
-        return r;
-    };
-    MiniSandboxResult fast = run_with(true), trapped = run_with(false);
+    auto o = options({"/bin/sh", "-c", "{ " + once + "; " + once + "; " + once + "; } 2>&1"});
+    // Off: no exec stub hello, no patch.
+    auto [fast, trapped] = with_and_without(o, &DeterminismConfig::in_process_stat);
     EXPECT_NE(fast.out.find("total startup time in dynamic loader"), std::string::npos) << fast.out;
     EXPECT_EQ(fast.out, trapped.out) << first_difference(fast.out, trapped.out);
     auto& f = fast.summary.by_syscall;
@@ -229,15 +237,7 @@ TEST(DetClock, TheLoadersRdtscIsAnsweredInTheProcessWithTheSameValues) {
 // (glibc then reports no rseq area) and a denial in the audit for each.
 TEST(DetPolicy, TheLoadersRseqIsDeniedInTheProcessLikeATrappedOne) {
     const std::string twice_identity = probe("det_random") + " identity; " + probe("det_random") + " identity";
-    auto run_with = [&](bool in_process) {
-        auto o = options({"/bin/sh", "-c", twice_identity});
-        o.config.in_process_rseq = in_process;
-        MiniSandboxResult r = run(o);
-        EXPECT_EQ(r.status, 0) << r.err;
-        for (const auto& n : r.summary.notes) ADD_FAILURE() << "note: " << n;
-        return r;
-    };
-    MiniSandboxResult fast = run_with(true), trapped = run_with(false);
+    auto [fast, trapped] = with_and_without(options({"/bin/sh", "-c", twice_identity}), &DeterminismConfig::in_process_rseq);
     EXPECT_NE(fast.out.find("rseq_size 0\n"), std::string::npos) << fast.out;
     EXPECT_EQ(fast.out, trapped.out) << first_difference(fast.out, trapped.out);
     auto& f = fast.summary.by_syscall;
