@@ -621,12 +621,6 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
     }
     job->set_runner_pid(-1);
     job->phase_ms_["runner"] = ms(t);
-    // Defence in depth: a runner that died mid-job can't have removed its cgroup.
-    try {
-        sandbox::remove_job_cgroup(config_.sandbox.cgroup, sb.sandbox_id);
-    } catch (const std::exception& e) {
-        spdlog::warn("job {}: removing leftover cgroup: {}", id, e.what());
-    }
     if (output_limit) {
         outcome.status = sandbox::JobStatus::LimitExceeded;
         outcome.reason = "build output exceeded the limit of " + std::to_string(config_.max_output_bytes) + " bytes";
@@ -652,6 +646,14 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
     result.audit_digest = seal_evidence(job, audit, outcome, result);
     result.timings["daemon:evidence"] = ms(t);
     complete(job, std::move(result));
+    // The runner removes its (empty) cgroup after its outcome: the client has
+    // its answer meanwhile. Defence in depth: one that died mid-job can't have.
+    runner.reap();
+    try {
+        sandbox::remove_job_cgroup(config_.sandbox.cgroup, sb.sandbox_id);
+    } catch (const std::exception& e) {
+        spdlog::warn("job {}: removing leftover cgroup: {}", id, e.what());
+    }
 }
 
 std::string JobManager::seal_evidence(const std::shared_ptr<Job>& job, AuditWriter& audit,

@@ -177,18 +177,27 @@ sandbox::JobOutcome RunnerProcess::finish() noexcept {
         why = std::string("the job runner's report was unreadable: ") + e.what();
     }
     control_.reset();
-    int status = 0;
-    try {
-        status = sandbox::wait_for(pid_);
-    } catch (...) {
-    }
-    pid_ = -1;
     if (!why.empty()) {
+        int status = 0;
+        try {
+            status = sandbox::wait_for(pid_);
+        } catch (...) {
+        }
+        pid_ = -1;
         o = {};
         o.status = sandbox::JobStatus::SetupFailed;
         o.reason = why + (WIFSIGNALED(status) ? " (signal " + std::to_string(WTERMSIG(status)) + ")" : "");
     }
     return o;
+}
+
+void RunnerProcess::reap() noexcept {
+    if (pid_ <= 0) return;
+    try {
+        (void)sandbox::wait_for(pid_);
+    } catch (...) {
+    }
+    pid_ = -1;
 }
 
 }  // namespace hermetic::daemon

@@ -43,9 +43,12 @@ public:
     void set_nice(int nice) const noexcept;
     // Asks the runner to cancel (it tears the sandbox down and reports Cancelled).
     void cancel() const noexcept;
-    // Reads the outcome (control_fd is readable) and reaps the runner. Never throws:
-    // a runner that died reports as a failed job with the reason.
+    // Reads the outcome (control_fd is readable). Never throws: a runner that
+    // died reports as a failed job with the reason (it is reaped for it). One
+    // that reported is reaped by reap(): after its outcome it still removes its
+    // empty cgroup, which the daemon need not wait for to answer the client.
     sandbox::JobOutcome finish() noexcept;
+    void reap() noexcept;
 
 private:
     pid_t pid_ = -1;

@@ -676,10 +676,15 @@ private:
         writer_.kill();
         reader_.kill();
         stop_supervisor();
+        // Every process of the job is gone when this returns; the empty cgroup
+        // itself goes after the outcome is sent (JobCgroup's destructor, when
+        // runner_main returns; the daemon removes a leftover after it reaps us):
+        // an rmdir waits for the cgroup mutex, which another sandbox's
+        // preparation can hold through an RCU grace period (10-25 ms on cgroup v1).
         try {
-            if (cgroup_) cgroup_->remove();
+            if (cgroup_) cgroup_->kill_all();
         } catch (const std::exception& e) {
-            return std::string("removing the sandbox's cgroup: ") + e.what();
+            return std::string("emptying the sandbox's cgroup: ") + e.what();
         }
         return {};
     }
