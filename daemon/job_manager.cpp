@@ -621,6 +621,24 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
     }
     job->set_runner_pid(-1);
     job->phase_ms_["runner"] = ms(t);
+    // The runner removes its (empty) cgroup after its outcome: the client gets
+    // its answer meanwhile, and the runner is reaped when this job is done
+    // (however it ends). Defence in depth: one that died mid-job can't have
+    // removed its cgroup.
+    struct ReapAtEnd {
+        RunnerProcess& runner;
+        const sandbox::CgroupConfig& cgroup;
+        const std::string& sandbox_id;
+        const std::string& job;
+        ~ReapAtEnd() {
+            runner.reap();
+            try {
+                sandbox::remove_job_cgroup(cgroup, sandbox_id);
+            } catch (const std::exception& e) {
+                spdlog::warn("job {}: removing leftover cgroup: {}", job, e.what());
+            }
+        }
+    } reap_at_end{runner, config_.sandbox.cgroup, sb.sandbox_id, id};
     if (output_limit) {
         outcome.status = sandbox::JobStatus::LimitExceeded;
         outcome.reason = "build output exceeded the limit of " + std::to_string(config_.max_output_bytes) + " bytes";
@@ -646,14 +664,6 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
     result.audit_digest = seal_evidence(job, audit, outcome, result);
     result.timings["daemon:evidence"] = ms(t);
     complete(job, std::move(result));
-    // The runner removes its (empty) cgroup after its outcome: the client has
-    // its answer meanwhile. Defence in depth: one that died mid-job can't have.
-    runner.reap();
-    try {
-        sandbox::remove_job_cgroup(config_.sandbox.cgroup, sb.sandbox_id);
-    } catch (const std::exception& e) {
-        spdlog::warn("job {}: removing leftover cgroup: {}", id, e.what());
-    }
 }
 
 std::string JobManager::seal_evidence(const std::shared_ptr<Job>& job, AuditWriter& audit,

@@ -89,8 +89,9 @@ void mount_served_files(int fuse_fd, const std::string& root, const std::string&
 void unmount_served_files(const std::string& root) {
     for (const ServedFile& f : served_files()) {
         const std::string target = join(root, f.target);
-        // EINVAL: not a mount point (the target did not exist, nothing was bound).
-        if (::umount2(target.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
+        // EINVAL: not a mount point (the target did not exist, nothing was bound);
+        // a symlink was skipped when mounting, and must not lead elsewhere now.
+        if (::umount2(target.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0 && errno != EINVAL && errno != ENOENT)
             throw_errno("unmount the served " + std::string(f.name));
     }
 }
