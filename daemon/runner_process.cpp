@@ -178,12 +178,7 @@ sandbox::JobOutcome RunnerProcess::finish() noexcept {
     }
     control_.reset();
     if (!why.empty()) {
-        int status = 0;
-        try {
-            status = sandbox::wait_for(pid_);
-        } catch (...) {
-        }
-        pid_ = -1;
+        const int status = reap();
         o = {};
         o.status = sandbox::JobStatus::SetupFailed;
         o.reason = why + (WIFSIGNALED(status) ? " (signal " + std::to_string(WTERMSIG(status)) + ")" : "");
@@ -191,13 +186,15 @@ sandbox::JobOutcome RunnerProcess::finish() noexcept {
     return o;
 }
 
-void RunnerProcess::reap() noexcept {
-    if (pid_ <= 0) return;
+int RunnerProcess::reap() noexcept {
+    int status = 0;
+    if (pid_ <= 0) return status;
     try {
-        (void)sandbox::wait_for(pid_);
+        status = sandbox::wait_for(pid_);
     } catch (...) {
     }
     pid_ = -1;
+    return status;
 }
 
 }  // namespace hermetic::daemon

@@ -48,7 +48,7 @@ public:
     // that reported is reaped by reap(): after its outcome it still removes its
     // empty cgroup, which the daemon need not wait for to answer the client.
     sandbox::JobOutcome finish() noexcept;
-    void reap() noexcept;
+    int reap() noexcept;  // the wait status (0 if there is no runner to reap)
 
 private:
     pid_t pid_ = -1;

@@ -161,13 +161,7 @@ public:
         if (cgroup_->version() == CgroupVersion::V1) cgroup_->attach(init_pid_);
         send_control(init_.get(), {{"go", true}});
         phase_ms_["clone+maps"] = ms_since(t);
-        auto m = receive_control(init_.get());
-        if (!m || !m->body.contains("prepared")) {
-            std::string why = m ? m->body.value("message", "unexpected message") : "init ended";
-            throw std::runtime_error(why);
-        }
-        auto phases = m->body.value("phase_ms", std::map<std::string, double>{});
-        phase_ms_.insert(phases.begin(), phases.end());
+        expect_from_init("prepared", "");
 
         // The determinism supervisor, ready for a job's configuration: forked,
         // in the job's cgroup (its tables grow with what the build does: an
@@ -197,14 +191,9 @@ public:
         const int fuse = served.get();
         send_control(init_.get(), {{"serve", true}}, std::span<const int>(&fuse, 1));
         served.reset();
-        m = receive_control(init_.get());
-        if (!m || !m->body.contains("served")) {
-            std::string why = m ? m->body.value("message", "unexpected message") : "init ended";
-            throw std::runtime_error("mounting the served files: " + why);
-        }
-        phases = m->body.value("phase_ms", std::map<std::string, double>{});
-        phase_ms_.insert(phases.begin(), phases.end());
+        expect_from_init("served", "mounting the served files: ");
     }
+
 
     [[nodiscard]] const std::map<std::string, double>& phases() const { return phase_ms_; }
     // The digest of the policy the supervisor prepared ahead ("": none).
@@ -254,6 +243,17 @@ public:
     void discard() noexcept { finish_teardown(); }
 
 private:
+    // Init's answer to a preparation step: `key`, with the step's timings.
+    void expect_from_init(const char* key, const std::string& context) {
+        auto m = receive_control(init_.get());
+        if (!m || !m->body.contains(key)) {
+            std::string why = m ? m->body.value("message", "unexpected message") : "init ended";
+            throw std::runtime_error(context + why);
+        }
+        auto phases = m->body.value("phase_ms", std::map<std::string, double>{});
+        phase_ms_.insert(phases.begin(), phases.end());
+    }
+
     void fail(JobStatus status, std::string reason) {
         if (failed_) return;  // the first failure is the one the user needs
         failed_ = true;
