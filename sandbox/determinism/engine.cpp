@@ -339,14 +339,16 @@ void Engine::tick(Task& p) {
 }
 
 bool Engine::read_mem(Process& p, uint64_t addr, void* out, size_t n) {
-    if (!p.mem) return false;
-    ssize_t got = ::pread(p.mem.get(), out, n, static_cast<off_t>(addr));
+    int fd = mem_fd(p);
+    if (fd < 0) return false;
+    ssize_t got = ::pread(fd, out, n, static_cast<off_t>(addr));
     return got == static_cast<ssize_t>(n);
 }
 
 bool Engine::write_mem(Process& p, uint64_t addr, const void* in, size_t n) {
-    if (!p.mem) return false;
-    ssize_t put = ::pwrite(p.mem.get(), in, n, static_cast<off_t>(addr));
+    int fd = mem_fd(p);
+    if (fd < 0) return false;
+    ssize_t put = ::pwrite(fd, in, n, static_cast<off_t>(addr));
     return put == static_cast<ssize_t>(n);
 }
 
@@ -362,7 +364,7 @@ std::string Engine::read_string(Process& p, uint64_t addr, size_t max, int& err)
         size_t page_left = 4096 - (addr % 4096);
         size_t want = std::min(page_left, max - s.size());
         char buf[4096];
-        ssize_t got = ::pread(p.mem.get(), buf, want, static_cast<off_t>(addr));
+        ssize_t got = ::pread(mem_fd(p), buf, want, static_cast<off_t>(addr));
         if (got <= 0) {
             err = EFAULT;
             return s;

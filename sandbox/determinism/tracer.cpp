@@ -58,6 +58,14 @@ std::string readlink_in_proc(int hostproc, pid_t pid, const char* what) {
 
 }  // namespace
 
+int Engine::mem_fd(Process& p) {
+    if (!p.mem_looked) {
+        p.mem_looked = true;
+        p.mem = open_mem(*this, p.tgid);
+    }
+    return p.mem.get();
+}
+
 void Engine::attach(pid_t pid) {
     long opts = PTRACE_O_TRACEEXEC | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE |
                 PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL;
@@ -236,7 +244,6 @@ void Engine::on_new_task(Task& parent, pid_t child, bool thread, bool shares_mm)
         np->rseq_patched = pp.rseq_patched;
         np->tasks = 1;
         np->shared_mm = shares_mm;
-        np->mem = open_mem(*this, child);
         nt->proc = std::move(np);
         summary_.processes++;
     }
@@ -292,6 +299,7 @@ void Engine::on_exec(Task& t) {
     p.execs++;
     summary_.execs++;
     p.mem = open_mem(*this, p.tgid);
+    p.mem_looked = true;
     p.pidfd.reset();
     p.exe.clear();  // looked up when first needed (exe_of)
     p.dirs.clear();
@@ -319,7 +327,7 @@ void Engine::on_exec(Task& t) {
     uint64_t vdso = 0, at_random = 0;
     {
         std::vector<uint64_t> w(512);  // argc, argv and envp of up to ~450 entries, and the auxv
-        ssize_t got = ::pread(p.mem.get(), w.data(), w.size() * 8, static_cast<off_t>(regs.rsp));
+        ssize_t got = ::pread(mem_fd(p), w.data(), w.size() * 8, static_cast<off_t>(regs.rsp));
         size_t n = got > 0 ? static_cast<size_t>(got) / 8 : 0, i = 1 + (n ? w[0] : 0) + 1;  // argc, argv..., NULL
         while (i < n && w[i] != 0) ++i;                                                    // envp...
         bool found = false;
