@@ -558,15 +558,10 @@ void JobManager::execute(const std::shared_ptr<Job>& job) {
     // Journaled while the sandbox works: "running" is informational, the durable
     // point that matters ("accepted") came before the client heard of the job.
     t = Clock::now();
-    journal_.mark_running(id, now_ms());
+    journal_.mark_running(id, now_ms(), sb.sandbox_id);
     job->set_state(job_state::kRunning);
     job->phase_ms_["journal-running"] = ms(t);
     spdlog::info("job {}: running in {} for uid {}: {}", id, sb.sandbox_id, job->owner().uid, spec.argv[0]);
-    try {
-        journal_.set_sandbox(id, sb.sandbox_id);
-    } catch (const std::exception& e) {
-        spdlog::warn("job {}: {}", id, e.what());
-    }
     t = Clock::now();
 
     // Relay until both output pipes and the result pipe reach EOF. The result can

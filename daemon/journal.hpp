@@ -14,6 +14,7 @@
 #include <vector>
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace hermetic::daemon {
 
@@ -59,11 +60,15 @@ public:
     Journal& operator=(const Journal&) = delete;
 
     void insert(const JobRecord& rec);
-    void mark_running(const std::string& id, int64_t now_ms);
+    // The job's start and its sandbox. Not synchronous: it promises nothing to a
+    // client (recovery treats 'accepted' and 'running' alike); the next durable
+    // commit's WAL fsync carries it, a power cut before that may lose it.
+    void mark_running(const std::string& id, int64_t now_ms, const std::string& sandbox_id = {});
     void finish(const std::string& id, const std::string& state, const std::string& result, const std::string& reason,
                 int64_t now_ms);
-    void set_sandbox(const std::string& id, const std::string& sandbox_id);
-    void set_stored_bytes(const std::string& id, uint64_t bytes);
+    void set_stored_bytes(const std::string& id, uint64_t bytes);  // not synchronous either
+    // Whether commits wait for the disk now (they do, except inside the two above).
+    [[nodiscard]] bool commits_are_durable();
     void remove(const std::string& id);
     // Finished jobs, oldest first (retention walks them).
     [[nodiscard]] std::vector<JobRecord> finished_oldest_first();
@@ -77,6 +82,7 @@ public:
 
 private:
     void exec(const char* sql);
+    void step_relaxed(sqlite3_stmt* s);
     void migrate();
     sqlite3* db_ = nullptr;
     std::mutex mu_;

@@ -125,6 +125,27 @@ TEST_F(JournalTest, MarkRunningThenFinish) {
     EXPECT_EQ(r->reason, "");
 }
 
+TEST_F(JournalTest, TheRunningMarkRecordsTheSandboxAndLeavesLaterCommitsDurable) {
+    Journal j(path_);
+    EXPECT_TRUE(j.commits_are_durable());
+    j.insert(record("job-1", 1, 100));
+    j.mark_running("job-1", 200, "sb-7");
+    // Not fsynced itself, but the connection is back to synchronous commits:
+    // the result that follows is durable before the client hears of it.
+    EXPECT_TRUE(j.commits_are_durable());
+    j.set_stored_bytes("job-1", 42);
+    EXPECT_TRUE(j.commits_are_durable());
+    auto r = j.get("job-1");
+    EXPECT_EQ(r->state, "running");
+    EXPECT_EQ(r->sandbox_id, "sb-7");
+    EXPECT_EQ(r->stored_bytes, 42u);
+    // Seen by another connection (it is committed, in the WAL).
+    Journal other(path_);
+    EXPECT_EQ(other.get("job-1")->sandbox_id, "sb-7");
+    j.finish("job-1", job_state::kSucceeded, "{}", "", 300);
+    EXPECT_EQ(other.get("job-1")->state, "succeeded");
+}
+
 TEST_F(JournalTest, MarkRunningOnlyMovesAcceptedJobs) {
     Journal j(path_);
     j.insert(record("job-1", 1, 100));
