@@ -192,6 +192,13 @@ public:
         send_control(init_.get(), {{"serve", true}}, std::span<const int>(&fuse, 1));
         served.reset();
         expect_from_init("served", "mounting the served files: ");
+        t = Clock::now();
+        try {
+            sup_->learn_mounts(init_pid_);
+        } catch (const std::exception&) {
+            // The supervisor learns them at the job's start then.
+        }
+        phase_ms_["mounts-learned"] = ms_since(t);
     }
 
 

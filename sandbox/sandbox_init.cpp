@@ -261,6 +261,9 @@ void prepare(const InitContext& ctx) {
     set_identity();
     auto t = Clock::now();
     assemble_root(*ctx.config);
+    // Done ahead: a job with the default count finds /sys as it was when the
+    // supervisor learned the mounts (a remount at the job made it learn again).
+    finish_sys(ctx.config->default_cpus_visible);
     report(ctx.control_fd, {{"prepared", true}, {"phase_ms", {{"mounts", ms_since(t)}}}});
 }
 
@@ -283,7 +286,7 @@ void run(const InitContext& ctx) {
     }
     InitJob job = receive_job(std::move(m));
     auto t = Clock::now();
-    finish_sys(job.cpus_visible);
+    if (job.cpus_visible != ctx.config->default_cpus_visible) set_sys_cpus(job.cpus_visible);
     // A job whose policy needs no supervisor has none to serve them: the
     // devices and /proc files underneath are what it gets.
     if (served && !job.supervised) {

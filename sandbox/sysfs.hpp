@@ -9,7 +9,11 @@ namespace hermetic::sandbox {
 
 // At sandbox preparation, relative to the staging root: an empty, writable tmpfs.
 void mount_sys();
-// When the job is known (after pivot_root): the CPU files, then read-only.
+// After pivot_root, ahead of the job: the CPU files with the count most jobs
+// see (the daemon's default), then read-only.
 void finish_sys(uint32_t cpus_visible);
+// At a job that sees another count: the files rewritten (/sys writable for it).
+// Its mount changes tell the supervisor to read the mounts again.
+void set_sys_cpus(uint32_t cpus_visible);
 
 }  // namespace hermetic::sandbox

@@ -135,6 +135,11 @@ public:
     // hand it to init for mount_served_files(). Call before init mounts.
     UniqueFd open_served_files(pid_t init_pid);
 
+    // The sandbox's mounts, read from init while it waits for a job (its
+    // mount table is complete once the served files are mounted): the
+    // supervisor's start() then only checks they did not change.
+    void learn_mounts(pid_t init_pid);
+
     // Attaches to the build process (ptrace), marks the build's file systems and
     // starts answering notifications. Returns when the build may continue.
     // `tsc_traps`: whether rdtsc faults here (Handoff::tsc_trapped); if not, the

@@ -514,6 +514,9 @@ void Engine::on_control() {
             } catch (const std::exception& e) {
                 send_control(control_.get(), {{"error", std::string("the likely policy: ") + e.what()}});
             }
+        } else if (b.contains("learn_mounts")) {
+            learn_mounts(b["learn_mounts"].get<pid_t>());
+            send_control(control_.get(), {{"mounts_learned", true}});
         } else if (b.contains("open_fuse")) {
             UniqueFd fd = open_fuse_device(b["open_fuse"].get<pid_t>());
             int raw = fd.get();

@@ -73,6 +73,11 @@ struct DirSnapshot {
     int64_t last_pos = -1;  // the file position we left (to notice seeks)
 };
 
+struct MountPoint {  // a line of mountinfo, what the engine uses of it
+    uint64_t dev;
+    std::string point, fstype, opts;
+};
+
 struct Process {
     pid_t tgid = 0;
     std::string id;         // identity of the task that created it (files it creates carry it)
@@ -283,6 +288,10 @@ public:
 
     // --- file identity and times (fsmeta.cpp)
     void setup_fanotify(pid_t build);
+    void learn_mounts(pid_t pid);  // init's at preparation, the build's at start if they changed
+    [[nodiscard]] bool mounts_unchanged() const;
+    std::vector<MountPoint> mounts_;
+    UniqueFd mounts_watch_;  // the mountinfo they were read from (pollable)
     void drain_fanotify();
     uint64_t vdev(uint64_t real_dev, const std::string& path_hint);
     uint64_t vino_for(const FileKey& k, const std::string& canonical_path);

@@ -425,6 +425,11 @@ void Supervisor::prepare_policy(const policy::Policy& policy) {
     policy_prepared_ = true;
 }
 
+void Supervisor::learn_mounts(pid_t init_pid) {
+    send_control(control_.get(), {{"learn_mounts", init_pid}});
+    (void)expect_reply(control_.get(), "mounts_learned");
+}
+
 UniqueFd Supervisor::open_served_files(pid_t init_pid) {
     send_control(control_.get(), {{"open_fuse", init_pid}});
     auto m = expect_reply(control_.get(), "fuse");

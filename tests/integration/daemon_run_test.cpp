@@ -140,6 +140,31 @@ TEST_F(RunCommand, TheServedFilesAreReadyBeforeTheJobArrives) {
     EXPECT_TRUE(t.contains("daemon:prepare:served-files")) << t.dump();
 }
 
+// /sys's CPU files are written with the daemon's default count ahead of the
+// job, and the supervisor learns the mounts then; a job that sees another count
+// gets its files rewritten (a remount), and the supervisor learns the mounts
+// again: the same virtual devices either way.
+TEST_F(RunCommand, TheCpuFilesAndTheMountsArePreparedAheadOrRedoneForTheJob) {
+    const std::string probe =
+        "cat /sys/devices/system/cpu/online /sys/devices/system/cpu/possible /sys/devices/system/cpu/present; "
+        "touch /sys/devices/system/cpu/online 2>/dev/null && echo writable || echo read-only; "
+        "stat -c %d /sys/devices/system/cpu/online /build /tmp >&2";
+    auto def = sh(probe, {"--json"});
+    ASSERT_EQ(def.status, 0) << def.describe();
+    json j = json::parse(def.out, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << def.out;
+    EXPECT_TRUE(j["timings"].contains("daemon:prepare:mounts-learned")) << j["timings"].dump();
+    auto three = sh(probe, {"--cpus", "3"});
+    ASSERT_EQ(three.status, 0) << three.describe();
+    EXPECT_EQ(three.out, "0-2\n0-2\n0-2\nread-only\n");
+    auto again = sh(probe);
+    ASSERT_EQ(again.status, 0) << again.describe();
+    EXPECT_EQ(again.out, "0-1\n0-1\n0-1\nread-only\n");
+    // The build's view of devices does not depend on when the mounts were learned.
+    auto devs = [](const std::string& err) { return err.substr(err.find('\n') + 1); };  // after the job id line
+    EXPECT_EQ(devs(three.err), devs(again.err));
+}
+
 TEST_F(RunCommand, JsonReportsASignal) {
     auto r = sh("kill -TERM $$", {"--json"});
     EXPECT_EQ(r.status, 128 + 15) << r.describe();

@@ -9,11 +9,15 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/mman.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -69,6 +73,69 @@ TEST(DetPrng, SameSeedSameStreamDifferentOtherwise) {
     EXPECT_GT(seen.size(), 200u);
     // ChaCha20 keystream, pinned: a change of generator would change every build.
     EXPECT_EQ(bytes_hex(take(root_key(0), "x", 8)), "f529601fde2615b6");
+}
+
+// The supervisor learns the sandbox's mounts from init while it waits for a
+// job; its start() relies on the kept mountinfo to say whether they changed.
+TEST(DetMounts, MountsLearnedAheadAreKeptUntilTheNamespaceChanges) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root (a mount namespace)";
+    char dir_tmpl[] = "/tmp/hermetic-mounts-XXXXXX";
+    ASSERT_NE(::mkdtemp(dir_tmpl), nullptr);
+    const std::string dir = dir_tmpl, a = dir + "/a", b = dir + "/b";
+    ASSERT_EQ(::mkdir(a.c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir(b.c_str(), 0755), 0);
+    int go[2], ready[2];
+    ASSERT_EQ(::pipe(go), 0);
+    ASSERT_EQ(::pipe(ready), 0);
+    pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        // Its own mount namespace, nothing propagating back to the host.
+        char c = 0;
+        if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+            ::mount("tmpfs", a.c_str(), "tmpfs", 0, "size=64k") != 0)
+            ::_exit(1);
+        if (::write(ready[1], "1", 1) != 1 || ::read(go[0], &c, 1) != 1) ::_exit(2);
+        if (::mount("tmpfs", b.c_str(), "tmpfs", 0, "size=64k") != 0) ::_exit(3);
+        if (::write(ready[1], "2", 1) != 1 || ::read(go[0], &c, 1) != 1) ::_exit(4);
+        ::_exit(0);
+    }
+    char c = 0;
+    ASSERT_EQ(::read(ready[0], &c, 1), 1);
+    int ctl[2], devs[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl), 0);
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, devs), 0);
+    {
+        Engine e{UniqueFd(ctl[0]), UniqueFd(devs[0])};
+        EXPECT_FALSE(e.mounts_unchanged());  // nothing learned yet
+        e.learn_mounts(child);
+        auto has = [&](const std::string& point) {
+            return std::any_of(e.mounts_.begin(), e.mounts_.end(), [&](const MountPoint& m) { return m.point == point; });
+        };
+        EXPECT_TRUE(has(a));
+        EXPECT_FALSE(has(b));
+        EXPECT_TRUE(e.mounts_unchanged());
+        EXPECT_TRUE(e.mounts_unchanged());  // asking does not use the answer up
+        const auto vdevs = e.vdevs_;
+        // A mount in the namespace: what was learned is stale.
+        ASSERT_EQ(::write(go[1], "x", 1), 1);
+        ASSERT_EQ(::read(ready[0], &c, 1), 1);
+        EXPECT_FALSE(e.mounts_unchanged());
+        e.learn_mounts(child);
+        EXPECT_TRUE(has(a));
+        EXPECT_TRUE(has(b));
+        EXPECT_TRUE(e.mounts_unchanged());
+        EXPECT_GT(e.vdevs_.size(), vdevs.size());
+        for (const auto& [dev, vdev] : vdevs) EXPECT_EQ(e.vdevs_.count(dev), 1u);
+    }
+    ASSERT_EQ(::write(go[1], "x", 1), 1);
+    int st = 0;
+    ASSERT_EQ(::waitpid(child, &st, 0), child);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+    for (int fd : {go[0], go[1], ready[0], ready[1], ctl[1], devs[1]}) ::close(fd);
+    ::rmdir(a.c_str());
+    ::rmdir(b.c_str());
+    ::rmdir(dir.c_str());
 }
 
 TEST(DetWire, DeviationsRoundTripInPieces) {
