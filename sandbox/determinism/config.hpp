@@ -93,6 +93,11 @@ struct DeterminismConfig {
     // its arguments, answered in the process (rdtsc_patch.hpp: the same
     // trampolines; needs the hello too). Off: one notification per process.
     bool in_process_rseq = true;
+    // The dynamic loader's stat of each library it opens answered by the
+    // in-process stat table (rdtsc_patch.hpp: a trampoline that calls it once
+    // the exec stub has mapped it, else makes the call). Off: one notification
+    // per dynamic process (and per library).
+    bool in_process_loader_stat = true;
 };
 
 // What the supervisor did, for the job's summary.

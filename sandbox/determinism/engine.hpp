@@ -108,6 +108,8 @@ struct Process {
     uint64_t rdtsc_seen = 0;
     // The same for its rseq site (denied in the process, counted at kRseqCountOffset).
     bool rseq_patched = false;
+    // Its stat sites sent to the in-process table (counted with the others).
+    bool loader_stat_patched = false;
     uint64_t rseq_seen = 0;
     std::vector<pid_t> slots;  // scratch slot -> owning tid (0: free)
     std::map<int, DirSnapshot> dirs;  // getdents state by fd
@@ -411,6 +413,13 @@ public:
         int error = 0;
     };
     std::map<uint64_t, ErrnoSite> rseq_sites_;
+    // The loader's stat sites (the `mov eax, NR; syscall` of fast_stat_patch's
+    // shape) that trapped: later processes call the in-process table there.
+    std::map<uint64_t, StatSiteCode> loader_stat_sites_;
+    void learn_loader_stat_site(Process& p, uint64_t ip);
+    [[nodiscard]] size_t loader_sites_known() const {
+        return rdtsc_sites_.size() + rseq_sites_.size() + loader_stat_sites_.size();
+    }
     void learn_rseq_site(Process& p, uint64_t ip, int error);
     // Those sites planned for the loader last seen (prepare_loader_sites).
     struct LoaderPlan {
@@ -423,7 +432,7 @@ public:
             uint64_t addr;
             std::vector<uint8_t> original;  // what must be there
             std::vector<uint8_t> bytes;     // the jump to its trampoline
-            bool rseq = false;              // else rdtsc
+            enum Kind { Rdtsc, Rseq, Stat } kind = Rdtsc;
         };
         std::vector<Site> sites;
     };

@@ -98,7 +98,7 @@ void FastStat::unpublish(uint64_t dev, uint64_t ino) {
     }
 }
 
-std::optional<std::vector<uint8_t>> fast_stat_patch(const StatSiteCode& c) {
+std::optional<uint32_t> fast_stat_slot(const StatSiteCode& c) {
     // mov eax, imm32; syscall
     if (c[0] != 0xb8 || c[5] != 0x0f || c[6] != 0x05) return std::nullopt;
     uint32_t nr;
@@ -118,10 +118,15 @@ std::optional<std::vector<uint8_t>> fast_stat_patch(const StatSiteCode& c) {
     static const uint8_t cmp32[] = {0x3d, 0x00, 0xf0, 0xff, 0xff};
     static const uint8_t cmp64[] = {0x48, 0x3d, 0x00, 0xf0, 0xff, 0xff};
     if (std::memcmp(c.data() + 7, cmp32, sizeof cmp32) != 0 && std::memcmp(c.data() + 7, cmp64, sizeof cmp64) != 0) return std::nullopt;
+    return static_cast<uint32_t>(HERMETIC_FAST_BASE + offsetof(hermetic_fast_header, entry) + slot * 8);
+}
+
+std::optional<std::vector<uint8_t>> fast_stat_patch(const StatSiteCode& c) {
+    auto slot_addr = fast_stat_slot(c);
+    if (!slot_addr) return std::nullopt;
     // call qword ptr [disp32]: ff 14 25 disp32 (absolute, sign-extended).
-    const uint32_t slot_addr = static_cast<uint32_t>(HERMETIC_FAST_BASE + offsetof(hermetic_fast_header, entry) + slot * 8);
     std::vector<uint8_t> out = {0xff, 0x14, 0x25, 0, 0, 0, 0};
-    std::memcpy(out.data() + 3, &slot_addr, 4);
+    std::memcpy(out.data() + 3, &*slot_addr, 4);
     return out;
 }
 

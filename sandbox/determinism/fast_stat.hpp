@@ -52,6 +52,9 @@ private:
 // nothing otherwise. Pure.
 using StatSiteCode = std::array<uint8_t, 13>;
 std::optional<std::vector<uint8_t>> fast_stat_patch(const StatSiteCode& code);
+// The address of the in-process routine's slot for such a site (what the
+// patch calls through); nullopt where fast_stat_patch refuses the site.
+std::optional<uint32_t> fast_stat_slot(const StatSiteCode& code);
 
 // The exec init stub's request for the memfd (newfstatat(-1, NULL, NULL, 0, HELLO)).
 bool is_fast_stat_hello(int nr, const unsigned long long (&args)[6]);

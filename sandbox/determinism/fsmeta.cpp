@@ -737,7 +737,8 @@ Reply Engine::fast_stat_hello(Task& t, const seccomp_notif& n) {
 static_assert(HERMETIC_SCRATCH_BASE == policy::kScratchBase && kRdtscCountOffset >= sizeof(ClockPage) &&
                   HERMETIC_FAST_COUNT_TABLE >= HERMETIC_SCRATCH_BASE + kRdtscCountOffset + 8 &&
                   HERMETIC_FAST_COUNT_MISSING == HERMETIC_FAST_COUNT_TABLE + 8 &&
-                  policy::kScratchBase + kRseqCountOffset == HERMETIC_FAST_COUNT_MISSING + 8,
+                  policy::kScratchBase + kRseqCountOffset == HERMETIC_FAST_COUNT_MISSING + 8 &&
+                  kFastMappedOffset == kRseqCountOffset + 8 && kFastMappedOffset + 8 <= kClockPageBytes,
               "the stat counters live in the scratch page, past the clock page's fields");
 
 // The stats the process answered itself since the last fold: one record for
@@ -746,7 +747,8 @@ static_assert(HERMETIC_SCRATCH_BASE == policy::kScratchBase && kRdtscCountOffset
 void Engine::fold_stat_counts(Task& t) {
     Process& p = *t.proc;
     // A vfork child counts into its parent's page: the parent records those.
-    if (p.fast_stat != 1 || !p.scratch || p.shared_mm) return;
+    // The loader's patched sites count there too, before any trap made fast_stat 1.
+    if ((p.fast_stat != 1 && !p.loader_stat_patched) || !p.scratch || p.shared_mm) return;
     uint64_t c[2];
     if (!read_mem(p, HERMETIC_FAST_COUNT_TABLE, c, sizeof c)) return;
     const uint64_t table = grown_since(c[0], p.stat_counts_seen[0]), missing = grown_since(c[1], p.stat_counts_seen[1]);
@@ -781,8 +783,9 @@ bool Engine::fast_stat_ready(Process& p) {
 // now on, and remembers the site for the program's next processes.
 void Engine::patch_stat_site(Task& t, const seccomp_notif& n) {
     Process& p = *t.proc;
-    if (!fast_stat_ready(p)) return;
     const uint64_t ip = n.data.instruction_pointer;
+    learn_loader_stat_site(p, ip);
+    if (!fast_stat_ready(p)) return;
     // The table's own re-issued calls come from its code: nothing to patch there.
     if (ip >= HERMETIC_FAST_BASE && ip < HERMETIC_FAST_BASE + HERMETIC_FAST_SIZE) return;
     StatSiteCode code;

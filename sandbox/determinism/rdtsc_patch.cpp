@@ -228,4 +228,30 @@ std::optional<RdtscPatch> plan_errno_syscall_patch(std::span<const uint8_t> code
     return p;
 }
 
+std::optional<RdtscPatch> plan_guarded_call_patch(std::span<const uint8_t> code, uint64_t site_addr, uint64_t tramp_addr,
+                                                  uint64_t guard_offset, uint32_t slot_addr) {
+    if (code.size() < kSyscallSiteLen || code[0] != 0xb8 || code[5] != 0x0f || code[6] != 0x05) return std::nullopt;
+    std::vector<uint8_t> t;
+    auto emit = [&](std::initializer_list<uint8_t> b) { t.insert(t.end(), b); };
+    auto jmp_back = [&] {
+        const int64_t back = static_cast<int64_t>(site_addr + kSyscallSiteLen) - static_cast<int64_t>(tramp_addr + t.size() + 5);
+        emit({0xe9}), put32(t, static_cast<uint32_t>(static_cast<int32_t>(back)));
+        return fits32(back);
+    };
+    emit({0x80, 0x3c, 0x25}), abs32(t, guard_offset), emit({0x00});  // cmp byte [mapped], 0
+    emit({0x74, 0x0c});                                               // je: make the call
+    emit({0xff, 0x14, 0x25}), put32(t, slot_addr);                    // call [slot]
+    bool ok = jmp_back();
+    t.insert(t.end(), code.begin(), code.begin() + kSyscallSiteLen);  // mov eax, NR; syscall
+    ok = jmp_back() && ok;
+    const int64_t to = static_cast<int64_t>(tramp_addr) - static_cast<int64_t>(site_addr + 5);
+    if (!ok || !fits32(to) || t.size() != kGuardedCallTrampolineLen) return std::nullopt;
+    RdtscPatch p;
+    p.site = {0xe9};
+    put32(p.site, static_cast<uint32_t>(static_cast<int32_t>(to)));
+    p.site.resize(kSyscallSiteLen, 0xcc);
+    p.trampoline = std::move(t);
+    return p;
+}
+
 }  // namespace hermetic::sandbox::determinism

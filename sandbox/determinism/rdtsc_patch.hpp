@@ -56,4 +56,14 @@ inline constexpr size_t kErrnoTrampolineLen = 32;
 std::optional<RdtscPatch> plan_errno_syscall_patch(std::span<const uint8_t> code, uint64_t site_addr, uint64_t tramp_addr,
                                                    int nr, int error, uint64_t count_offset);
 
+// A `mov eax, NR; syscall` of the loader that the in-process stat code can
+// answer (fast_stat_patch's sites: its wrapper checks the result with a cmp
+// right after, so the flags are dead) becomes a jump to a trampoline that
+// calls that code through `slot_addr` if the qword at `guard_offset` in the
+// scratch page is non-zero (the exec stub mapped it), and otherwise makes the
+// call itself, as before the patch. nullopt: `code` is not that pair.
+inline constexpr size_t kGuardedCallTrampolineLen = 34;
+std::optional<RdtscPatch> plan_guarded_call_patch(std::span<const uint8_t> code, uint64_t site_addr, uint64_t tramp_addr,
+                                                  uint64_t guard_offset, uint32_t slot_addr);
+
 }  // namespace hermetic::sandbox::determinism

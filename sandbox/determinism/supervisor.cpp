@@ -292,6 +292,7 @@ void to_json(json& j, const DeterminismConfig& c) {
              {"in_process_stat", c.in_process_stat},
              {"in_process_rdtsc", c.in_process_rdtsc},
              {"in_process_rseq", c.in_process_rseq},
+             {"in_process_loader_stat", c.in_process_loader_stat},
              {"policy_digest", c.policy_digest},
              {"policy_prepared", c.policy_prepared}};
     if (c.policy) j["policy"] = policy::policy_to_json(*c.policy);
@@ -318,6 +319,7 @@ void from_json(const json& j, DeterminismConfig& c) {
     c.in_process_stat = j.value("in_process_stat", true);
     c.in_process_rdtsc = j.value("in_process_rdtsc", true);
     c.in_process_rseq = j.value("in_process_rseq", true);
+    c.in_process_loader_stat = j.value("in_process_loader_stat", true);
     c.policy_digest = j.value("policy_digest", "");
     c.policy_prepared = j.value("policy_prepared", false);
     c.policy.reset();

@@ -242,6 +242,7 @@ void Engine::on_new_task(Task& parent, pid_t child, bool thread, bool shares_mm)
         np->interp_text_end = pp.interp_text_end;
         np->rdtsc_patched = pp.rdtsc_patched;
         np->rseq_patched = pp.rseq_patched;
+        np->loader_stat_patched = pp.loader_stat_patched;
         np->tasks = 1;
         np->shared_mm = shares_mm;
         nt->proc = std::move(np);
@@ -273,7 +274,8 @@ void Engine::adopt_forked_counters(Task& child) {
         (void)write_mem(p, policy::kScratchBase, &zero, sizeof zero);
         publish(child);  // based on the clock it has now
     }
-    if (p.fast_stat == 1 && !read_mem(p, HERMETIC_FAST_COUNT_TABLE, p.stat_counts_seen, sizeof p.stat_counts_seen))
+    if ((p.fast_stat == 1 || p.loader_stat_patched) &&
+        !read_mem(p, HERMETIC_FAST_COUNT_TABLE, p.stat_counts_seen, sizeof p.stat_counts_seen))
         p.stat_counts_seen[0] = p.stat_counts_seen[1] = 0;
     if (p.rdtsc_patched && !read_mem(p, policy::kScratchBase + kRdtscCountOffset, &p.rdtsc_seen, sizeof p.rdtsc_seen))
         p.rdtsc_seen = 0;
@@ -312,7 +314,7 @@ void Engine::on_exec(Task& t) {
     p.site_tries = 0;
     p.stat_counts_seen[0] = p.stat_counts_seen[1] = 0;
     p.interp_base = p.interp_text_end = 0;
-    p.rdtsc_patched = p.rseq_patched = false;
+    p.rdtsc_patched = p.rseq_patched = p.loader_stat_patched = false;
     p.rdtsc_seen = p.rseq_seen = 0;
     t.slot = -1;
     if (!p.mem) {
@@ -460,6 +462,20 @@ void Engine::learn_rseq_site(Process& p, uint64_t ip, int error) {
         rseq_sites_[site] = {std::move(code), error};
 }
 
+// A stat of the dynamic loader (of each library it opens, before the C
+// library's patched wrappers exist): the next processes call the in-process
+// table there, through a trampoline that checks the table was mapped.
+void Engine::learn_loader_stat_site(Process& p, uint64_t ip) {
+    if (!cfg_.in_process_loader_stat || !fast_stat_ || !p.interp_text_end || ip < p.interp_base + kSyscallSiteLen ||
+        ip > p.interp_text_end)
+        return;
+    const uint64_t site = ip - kSyscallSiteLen;  // the notification's ip is after the syscall
+    if (loader_stat_sites_.size() >= 4 || loader_stat_sites_.count(site)) return;
+    StatSiteCode code;
+    if (!read_mem(p, site, code.data(), code.size()) || !fast_stat_slot(code)) return;
+    loader_stat_sites_[site] = code;
+}
+
 // At the exec stub's hello, before the loader runs: the clock page on, and
 // the known rdtsc and rseq sites of the loader sent to trampolines in the
 // slack of its last text page. Every dynamic process comes here: the plan is
@@ -490,9 +506,9 @@ void Engine::prepare_loader_sites(Task& t) {
         if (h.p_type == PT_LOAD && (h.p_flags & PF_X)) text_end = std::max<uint64_t>(text_end, p.interp_base + h.p_vaddr + h.p_memsz);
     if (!text_end) return;
     p.interp_text_end = text_end;  // from here on, its sites can be learned
-    if (rdtsc_sites_.empty() && rseq_sites_.empty()) return;
+    if (loader_sites_known() == 0) return;
     LoaderPlan& plan = loader_plan_;
-    if (plan.base != p.interp_base || plan.headers != head || plan.sites_known != rdtsc_sites_.size() + rseq_sites_.size())
+    if (plan.base != p.interp_base || plan.headers != head || plan.sites_known != loader_sites_known())
         plan = plan_loader_sites(p.interp_base, text_end, ph);
     plan.headers = head;
     if (plan.trampolines.empty()) return;
@@ -509,7 +525,9 @@ void Engine::prepare_loader_sites(Task& t) {
         // The trampolines before the first jump to one.
         if (!written && !(written = write_mem(p, plan.tramp_at, plan.trampolines.data(), plan.trampolines.size()))) return;
         if (!write_mem(p, site.addr, site.bytes.data(), site.bytes.size())) continue;
-        (site.rseq ? p.rseq_patched : p.rdtsc_patched) = true;
+        (site.kind == LoaderPlan::Site::Rseq ? p.rseq_patched
+         : site.kind == LoaderPlan::Site::Stat ? p.loader_stat_patched
+                                               : p.rdtsc_patched) = true;
     }
 }
 
@@ -517,7 +535,7 @@ void Engine::prepare_loader_sites(Task& t) {
 Engine::LoaderPlan Engine::plan_loader_sites(uint64_t base, uint64_t text_end, const std::vector<Elf64_Phdr>& ph) const {
     LoaderPlan plan;
     plan.base = base;
-    plan.sites_known = rdtsc_sites_.size() + rseq_sites_.size();
+    plan.sites_known = loader_sites_known();
     const uint64_t start = (text_end + 15) & ~uint64_t{15};
     const uint64_t limit = (text_end + 4095) & ~uint64_t{4095};
     if (start >= limit) return plan;
@@ -527,23 +545,32 @@ Engine::LoaderPlan Engine::plan_loader_sites(uint64_t base, uint64_t text_end, c
             return plan;
     plan.tramp_at = start;
     uint64_t cursor = start;
-    auto add = [&](uint64_t site, const std::vector<uint8_t>& original, std::optional<RdtscPatch> patch, bool rseq) {
+    auto add = [&](uint64_t site, const std::vector<uint8_t>& original, std::optional<RdtscPatch> patch,
+                   LoaderPlan::Site::Kind kind) {
         if (!patch) return;
         plan.trampolines.resize(cursor - start);  // 16-byte aligned: zero padding
         plan.trampolines.insert(plan.trampolines.end(), patch->trampoline.begin(), patch->trampoline.end());
-        plan.sites.push_back({site, original, std::move(patch->site), rseq});
+        plan.sites.push_back({site, original, std::move(patch->site), kind});
         cursor += (patch->trampoline.size() + 15) & ~size_t{15};
     };
     if (cfg_.in_process_rdtsc)
         for (const auto& [site, original] : rdtsc_sites_) {
             if (site < base || site + kRdtscWindow > text_end || cursor + kRdtscTrampolineMax > limit) continue;
-            add(site, original, plan_rdtsc_patch(original, site, cursor), false);
+            add(site, original, plan_rdtsc_patch(original, site, cursor), LoaderPlan::Site::Rdtsc);
         }
     if (cfg_.in_process_rseq)
         for (const auto& [site, known] : rseq_sites_) {
             if (site < base || site + kSyscallSiteLen > text_end || cursor + kErrnoTrampolineLen > limit) continue;
             add(site, known.code, plan_errno_syscall_patch(known.code, site, cursor, SYS_rseq, known.error, kRseqCountOffset),
-                true);
+                LoaderPlan::Site::Rseq);
+        }
+    if (cfg_.in_process_loader_stat && fast_stat_)
+        for (const auto& [site, code] : loader_stat_sites_) {
+            auto slot = fast_stat_slot(code);
+            if (!slot || site < base || site + code.size() > text_end || cursor + kGuardedCallTrampolineLen > limit) continue;
+            std::vector<uint8_t> original(code.begin(), code.begin() + kSyscallSiteLen);
+            add(site, original, plan_guarded_call_patch(original, site, cursor, kFastMappedOffset, *slot),
+                LoaderPlan::Site::Stat);
         }
     return plan;
 }

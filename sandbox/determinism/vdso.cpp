@@ -296,6 +296,10 @@ std::vector<uint8_t> init_stub(uint64_t entry, bool fast_stat) {
         emit({0x4d, 0x89, 0xe0});                                        // mov r8, r12
         emit({0x45, 0x31, 0xc9});                                        // xor r9d, r9d
         emit({0x0f, 0x05});                                              // syscall
+        emit({0x48, 0x3d}), imm32(static_cast<uint32_t>(HERMETIC_FAST_BASE));  // cmp rax, base
+        emit({0x75, 0x0c});                                              // jne: not mapped there
+        emit({0x48, 0xc7, 0x04, 0x25}), imm32(static_cast<uint32_t>(policy::kScratchBase + kFastMappedOffset));
+        imm32(1);                                                        // mov qword [mapped], 1
         emit({0xb8}), imm32(SYS_close);                                  // mov eax, SYS_close
         emit({0x4c, 0x89, 0xe7});                                        // mov rdi, r12
         emit({0x0f, 0x05});                                              // syscall

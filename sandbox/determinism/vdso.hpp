@@ -40,6 +40,9 @@ inline constexpr uint64_t kRdtscCountOffset = 56;
 // The loader's rseq calls its trampoline answered (plan_errno_syscall_patch),
 // past the stat path's two counters.
 inline constexpr uint64_t kRseqCountOffset = 80;
+// Non-zero once the exec stub has mapped the in-process stat code at
+// HERMETIC_FAST_BASE: the loader's stat trampolines call it only then.
+inline constexpr uint64_t kFastMappedOffset = 88;
 inline constexpr size_t kClockPageBytes = 4096;  // the scratch slots start after it
 
 // Parses the vDSO image (as read from the process) and plans the patch. With

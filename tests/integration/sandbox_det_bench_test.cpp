@@ -36,6 +36,8 @@ MiniSandboxOptions opts(std::vector<std::string> argv, bool det) {
     o.config.in_process_rdtsc = std::getenv("HERMETIC_DET_NO_RDTSC_PATCH") == nullptr;
     // HERMETIC_DET_NO_RSEQ_PATCH=1: the loader's rseq denial traps, for A/B runs.
     o.config.in_process_rseq = std::getenv("HERMETIC_DET_NO_RSEQ_PATCH") == nullptr;
+    // HERMETIC_DET_NO_LOADER_STAT_PATCH=1: the loader's stat of each library traps.
+    o.config.in_process_loader_stat = std::getenv("HERMETIC_DET_NO_LOADER_STAT_PATCH") == nullptr;
     return o;
 }
 

@@ -248,6 +248,23 @@ TEST(DetPolicy, TheLoadersRseqIsDeniedInTheProcessLikeATrappedOne) {
     EXPECT_EQ(fast.summary.by_class["policy"], trapped.summary.by_class["policy"]);
 }
 
+// The loader's stat of each library it opens (before the C library's stat
+// wrappers, patched to the in-process table, exist): once it trapped, the next
+// processes call the table there, through a trampoline that first checks the
+// exec stub mapped it. The same output and stat answers (file metadata is
+// printed), every stat still counted, one notification fewer per process.
+TEST(DetStat, TheLoadersStatIsAnsweredInTheProcessLikeATrappedOne) {
+    const std::string body = probe("det_random") + " identity; stat -c '%d %i %s %Y %Z' /usr/lib/x86_64-linux-gnu/libc.so.6 /bin/true; /bin/true; /bin/true";
+    auto [fast, trapped] = with_and_without(options({"/bin/sh", "-c", body}), &DeterminismConfig::in_process_loader_stat);
+    EXPECT_EQ(fast.out, trapped.out) << first_difference(fast.out, trapped.out);
+    auto& f = fast.summary.by_syscall;
+    auto& t = trapped.summary.by_syscall;
+    EXPECT_GE(std::count(fast.out.begin(), fast.out.end(), '\n'), 3) << fast.out;
+    EXPECT_EQ(f["newfstatat"] + f["stat family (in-process)"], t["newfstatat"] + t["stat family (in-process)"]);
+    EXPECT_EQ(t["newfstatat"] - f["newfstatat"], 4u) << "the loader's stat of libc in the four processes after sh";
+    EXPECT_EQ(fast.summary.by_class, trapped.summary.by_class);
+}
+
 // The sandbox pool gives the supervisor the likely policy ahead of the job;
 // a job under it comes without its own and is decided exactly the same. A job
 // whose digest names another policy is refused, not run under the wrong one.

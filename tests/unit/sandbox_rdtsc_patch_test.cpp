@@ -153,5 +153,45 @@ TEST(RdtscPatch, AnErrnoSiteAnswersWithoutTheKernelAndCounts) {
     ::munmap(scratch, 4096);
 }
 
+// The loader's stat site sent to the in-process stat code: through its slot
+// when the exec stub mapped it (the flag), else the call as it was.
+TEST(RdtscPatch, AGuardedCallSiteCallsTheSlotOnlyOnceTheCodeIsMapped) {
+    const uint8_t stat[] = {0xb8, 0x06, 0x01, 0x00, 0x00, 0x0f, 0x05};
+    const uint8_t other[] = {0xb8, 0x06, 0x01, 0x00, 0x00, 0x90, 0x90};
+    EXPECT_FALSE(plan_guarded_call_patch(other, 0x1000, 0x2000, kFastMappedOffset, 0x20000)) << "no syscall";
+    EXPECT_TRUE(plan_guarded_call_patch(stat, 0x1000, 0x2000, kFastMappedOffset, 0x20000));
+
+    void* scratch = ::mmap(reinterpret_cast<void*>(policy::kScratchBase), 4096, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (scratch == MAP_FAILED) GTEST_SKIP() << "the scratch address is taken in this process: " << std::strerror(errno);
+    auto* mapped = reinterpret_cast<uint64_t*>(policy::kScratchBase + kFastMappedOffset);
+    auto* slot = reinterpret_cast<uint64_t*>(policy::kScratchBase + 256);  // stands for the table's entry slot
+    auto* code = static_cast<uint8_t*>(::mmap(nullptr, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    ASSERT_NE(code, MAP_FAILED);
+    // A wrapper: mov $39 (getpid), %eax; syscall; cmp $-4096, %eax; ret.
+    const uint8_t fn[] = {0xb8, 0x27, 0x00, 0x00, 0x00, 0x0f, 0x05, 0x3d, 0x00, 0xf0, 0xff, 0xff, 0xc3};
+    std::memcpy(code, fn, sizeof fn);
+    // What the slot points at: mov $12345, %eax; ret.
+    const uint8_t answer[] = {0xb8, 0x39, 0x30, 0x00, 0x00, 0xc3};
+    std::memcpy(code + 1024, answer, sizeof answer);
+    *slot = reinterpret_cast<uint64_t>(code + 1024);
+    const auto site = reinterpret_cast<uint64_t>(code), tramp = reinterpret_cast<uint64_t>(code) + 2048;
+    auto patch = plan_guarded_call_patch(std::span<const uint8_t>(code, kSyscallSiteLen), site, tramp, kFastMappedOffset,
+                                         static_cast<uint32_t>(policy::kScratchBase + 256));
+    ASSERT_TRUE(patch);
+    EXPECT_EQ(patch->trampoline.size(), kGuardedCallTrampolineLen);
+    std::memcpy(code + 2048, patch->trampoline.data(), patch->trampoline.size());
+    std::memcpy(code, patch->site.data(), patch->site.size());
+    auto call = reinterpret_cast<int64_t (*)()>(code);
+    *mapped = 0;
+    EXPECT_EQ(call(), ::getpid()) << "not mapped: the call itself";
+    *mapped = 1;
+    EXPECT_EQ(call(), 12345) << "mapped: through the slot";
+    *mapped = 0;
+    EXPECT_EQ(call(), ::getpid());
+    ::munmap(code, 4096);
+    ::munmap(scratch, 4096);
+}
+
 }  // namespace
 }  // namespace hermetic::sandbox::determinism
