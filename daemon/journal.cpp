@@ -237,7 +237,7 @@ void Journal::set_stored_bytes(const std::string& id, uint64_t bytes) {
     auto s = prepare(db_, "UPDATE jobs SET stored_bytes = ? WHERE id = ?");
     sqlite3_bind_int64(s.get(), 1, static_cast<sqlite3_int64>(bytes));
     bind_text(s.get(), 2, id);
-    step_relaxed(s.get());
+    step_done(db_, s.get());
 }
 
 void Journal::remove(const std::string& id) {

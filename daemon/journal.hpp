@@ -66,8 +66,9 @@ public:
     void mark_running(const std::string& id, int64_t now_ms, const std::string& sandbox_id = {});
     void finish(const std::string& id, const std::string& state, const std::string& result, const std::string& reason,
                 int64_t now_ms);
-    void set_stored_bytes(const std::string& id, uint64_t bytes);  // not synchronous either
-    // Whether commits wait for the disk now (they do, except inside the two above).
+    // Durable: it comes after the job's last commit (retention trusts it).
+    void set_stored_bytes(const std::string& id, uint64_t bytes);
+    // Whether commits wait for the disk now (they do, except inside mark_running).
     [[nodiscard]] bool commits_are_durable();
     void remove(const std::string& id);
     // Finished jobs, oldest first (retention walks them).

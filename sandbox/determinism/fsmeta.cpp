@@ -251,7 +251,7 @@ void Engine::learn_mounts(pid_t pid) {
     UniqueFd fd(::openat(hostproc_.get(), path, O_RDONLY | O_CLOEXEC));
     if (!fd) throw_errno(std::string("open ") + path);
     std::vector<MountPoint> mounts = parse_mountinfo(read_to_end(fd.get(), 1 << 20));
-    mounts_watch_ = std::move(fd);
+    mounts_watch_.reset();  // kept only once everything below is learned
     fixed_devs_.clear();
     mount_dev_path_.clear();
     vdevs_.clear();
@@ -296,6 +296,7 @@ void Engine::learn_mounts(pid_t pid) {
         }
     }
     mounts_ = std::move(mounts);
+    mounts_watch_ = std::move(fd);
 }
 
 bool Engine::mounts_unchanged() const {

@@ -487,7 +487,7 @@ void Engine::prepare_loader_sites(Task& t) {
     uint64_t probe = 0;
     if (!p.scratch || !p.interp_base || !read_mem(p, policy::kScratchBase, &probe, sizeof probe)) return;
     publish(t);
-    if (!p.inproc || !(cfg_.in_process_rdtsc || cfg_.in_process_rseq)) return;
+    if (!p.inproc || !(cfg_.in_process_rdtsc || cfg_.in_process_rseq || cfg_.in_process_loader_stat)) return;
     // The ELF header and program headers, in one read (they sit together at the
     // start of the first page in every loader seen; anything else is not patched).
     std::vector<uint8_t> head(1024);
@@ -568,7 +568,9 @@ Engine::LoaderPlan Engine::plan_loader_sites(uint64_t base, uint64_t text_end, c
         for (const auto& [site, code] : loader_stat_sites_) {
             auto slot = fast_stat_slot(code);
             if (!slot || site < base || site + code.size() > text_end || cursor + kGuardedCallTrampolineLen > limit) continue;
-            std::vector<uint8_t> original(code.begin(), code.begin() + kSyscallSiteLen);
+            // All 13 bytes must be there: the wrapper's cmp after the call is
+            // what makes the trampoline's flags harmless.
+            std::vector<uint8_t> original(code.begin(), code.end());
             add(site, original, plan_guarded_call_patch(original, site, cursor, kFastMappedOffset, *slot),
                 LoaderPlan::Site::Stat);
         }

@@ -279,6 +279,11 @@ std::vector<uint8_t> init_stub(uint64_t entry, bool fast_stat) {
     emit({0x45, 0x31, 0xc9});                                             // xor r9d, r9d
     emit({0x0f, 0x05});                                                   // syscall
     if (fast_stat) {
+        // No scratch page, no in-process stat (it counts there, and the flag
+        // below lives there): no hello either.
+        emit({0x48, 0x3d}), imm32(static_cast<uint32_t>(policy::kScratchBase));  // cmp rax, base
+        emit({0x0f, 0x85}), imm32(0);                                    // jne done (patched below)
+        const size_t jne_at = c.size();
         emit({0xb8}), imm32(SYS_newfstatat);                             // mov eax, SYS_newfstatat
         emit({0xbf}), imm32(0xffffffffu);                                // mov edi, -1
         emit({0x31, 0xf6, 0x31, 0xd2, 0x45, 0x31, 0xd2});                // esi, edx, r10d = 0
@@ -305,6 +310,8 @@ std::vector<uint8_t> init_stub(uint64_t entry, bool fast_stat) {
         emit({0x0f, 0x05});                                              // syscall
         emit({0x45, 0x31, 0xe4});                                        // xor r12d, r12d
         c[js_at - 1] = static_cast<uint8_t>(c.size() - js_at);
+        const auto skip = static_cast<uint32_t>(c.size() - jne_at);
+        std::memcpy(c.data() + jne_at - 4, &skip, 4);
     }
     // The entry point expects what execve left: zeros (rdx = 0: no rtld_fini).
     emit({0x31, 0xc0, 0x31, 0xff, 0x31, 0xf6, 0x31, 0xd2});               // eax, edi, esi, edx
