@@ -202,9 +202,30 @@ std::optional<RdtscPatch> plan_rdtsc_patch(std::span<const uint8_t> code, uint64
     return p;
 }
 
+namespace {
+
+// `mov eax, imm32; syscall`: the 7 bytes a syscall-site patch replaces.
+bool is_syscall_site(std::span<const uint8_t> code) {
+    return code.size() >= kSyscallSiteLen && code[0] == 0xb8 && code[5] == 0x0f && code[6] == 0x05;
+}
+
+// The site's side: a jump to the trampoline, int3 after it (never run).
+std::optional<RdtscPatch> syscall_site_jump(std::vector<uint8_t> trampoline, uint64_t site_addr, uint64_t tramp_addr) {
+    const int64_t to = static_cast<int64_t>(tramp_addr) - static_cast<int64_t>(site_addr + 5);
+    if (!fits32(to)) return std::nullopt;
+    RdtscPatch p;
+    p.site = {0xe9};
+    put32(p.site, static_cast<uint32_t>(static_cast<int32_t>(to)));
+    p.site.resize(kSyscallSiteLen, 0xcc);
+    p.trampoline = std::move(trampoline);
+    return p;
+}
+
+}  // namespace
+
 std::optional<RdtscPatch> plan_errno_syscall_patch(std::span<const uint8_t> code, uint64_t site_addr, uint64_t tramp_addr,
                                                    int nr, int error, uint64_t count_offset) {
-    if (code.size() < kSyscallSiteLen || code[0] != 0xb8 || code[5] != 0x0f || code[6] != 0x05) return std::nullopt;
+    if (!is_syscall_site(code)) return std::nullopt;
     uint32_t imm;
     std::memcpy(&imm, &code[1], 4);
     if (nr < 0 || imm != static_cast<uint32_t>(nr) || error <= 0 || error > 4095) return std::nullopt;
@@ -217,20 +238,14 @@ std::optional<RdtscPatch> plan_errno_syscall_patch(std::span<const uint8_t> code
     emit({0x48, 0x89, 0x0c, 0x25}), abs32(t, count_offset);  // mov [count], rcx
     emit({0x48, 0xc7, 0xc0}), put32(t, static_cast<uint32_t>(-error));  // mov rax, -error
     const int64_t back = static_cast<int64_t>(site_addr + kSyscallSiteLen) - static_cast<int64_t>(tramp_addr + t.size() + 5);
-    const int64_t to = static_cast<int64_t>(tramp_addr) - static_cast<int64_t>(site_addr + 5);
-    if (!fits32(back) || !fits32(to)) return std::nullopt;
+    if (!fits32(back)) return std::nullopt;
     emit({0xe9}), put32(t, static_cast<uint32_t>(static_cast<int32_t>(back)));  // jmp back
-    RdtscPatch p;
-    p.site = {0xe9};
-    put32(p.site, static_cast<uint32_t>(static_cast<int32_t>(to)));
-    p.site.resize(kSyscallSiteLen, 0xcc);
-    p.trampoline = std::move(t);
-    return p;
+    return syscall_site_jump(std::move(t), site_addr, tramp_addr);
 }
 
 std::optional<RdtscPatch> plan_guarded_call_patch(std::span<const uint8_t> code, uint64_t site_addr, uint64_t tramp_addr,
                                                   uint64_t guard_offset, uint32_t slot_addr) {
-    if (code.size() < kSyscallSiteLen || code[0] != 0xb8 || code[5] != 0x0f || code[6] != 0x05) return std::nullopt;
+    if (!is_syscall_site(code)) return std::nullopt;
     std::vector<uint8_t> t;
     auto emit = [&](std::initializer_list<uint8_t> b) { t.insert(t.end(), b); };
     auto jmp_back = [&] {
@@ -244,14 +259,8 @@ std::optional<RdtscPatch> plan_guarded_call_patch(std::span<const uint8_t> code,
     bool ok = jmp_back();
     t.insert(t.end(), code.begin(), code.begin() + kSyscallSiteLen);  // mov eax, NR; syscall
     ok = jmp_back() && ok;
-    const int64_t to = static_cast<int64_t>(tramp_addr) - static_cast<int64_t>(site_addr + 5);
-    if (!ok || !fits32(to) || t.size() != kGuardedCallTrampolineLen) return std::nullopt;
-    RdtscPatch p;
-    p.site = {0xe9};
-    put32(p.site, static_cast<uint32_t>(static_cast<int32_t>(to)));
-    p.site.resize(kSyscallSiteLen, 0xcc);
-    p.trampoline = std::move(t);
-    return p;
+    if (!ok || t.size() != kGuardedCallTrampolineLen) return std::nullopt;
+    return syscall_site_jump(std::move(t), site_addr, tramp_addr);
 }
 
 }  // namespace hermetic::sandbox::determinism
