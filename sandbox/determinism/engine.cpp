@@ -146,6 +146,8 @@ Engine::Engine(UniqueFd control, UniqueFd deviations) : control_(std::move(contr
     if (seccomp_notify_alloc(&req_, &resp_) != 0) throw std::runtime_error("seccomp_notify_alloc");
 }
 
+Engine::~Engine() { seccomp_notify_free(req_, resp_); }
+
 void Engine::configure(DeterminismConfig cfg) {
     if (configured_) throw std::runtime_error("configured twice");
     if (!cfg.policy && !cfg.policy_prepared) throw std::runtime_error("no policy in the configuration");

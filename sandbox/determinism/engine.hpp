@@ -236,6 +236,9 @@ public:
     // Waits for the job's configuration on `control` ("configure"); until then
     // it only opens the served files' device.
     Engine(UniqueFd control, UniqueFd deviations);
+    ~Engine();
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
     int run() noexcept;  // the process's main; returns its exit code
 
     // --- shared helpers (engine.cpp)
