@@ -110,6 +110,9 @@ struct Process {
     bool rseq_patched = false;
     // Its stat sites sent to the in-process table (counted with the others).
     bool loader_stat_patched = false;
+    // Whether the in-process stat counters are in use: the table's code is
+    // mapped (a trap checked) or the loader's sites call it.
+    [[nodiscard]] bool counts_stats() const { return fast_stat == 1 || loader_stat_patched; }
     uint64_t rseq_seen = 0;
     std::vector<pid_t> slots;  // scratch slot -> owning tid (0: free)
     std::map<int, DirSnapshot> dirs;  // getdents state by fd
@@ -420,6 +423,7 @@ public:
     // shape) that trapped: later processes call the in-process table there.
     std::map<uint64_t, StatSiteCode> loader_stat_sites_;
     void learn_loader_stat_site(Process& p, uint64_t ip);
+    static std::optional<uint64_t> loader_syscall_site(const Process& p, uint64_t ip);
     [[nodiscard]] size_t loader_sites_known() const {
         return rdtsc_sites_.size() + rseq_sites_.size() + loader_stat_sites_.size();
     }

@@ -748,8 +748,7 @@ static_assert(HERMETIC_SCRATCH_BASE == policy::kScratchBase && kRdtscCountOffset
 void Engine::fold_stat_counts(Task& t) {
     Process& p = *t.proc;
     // A vfork child counts into its parent's page: the parent records those.
-    // The loader's patched sites count there too, before any trap made fast_stat 1.
-    if ((p.fast_stat != 1 && !p.loader_stat_patched) || !p.scratch || p.shared_mm) return;
+    if (!p.counts_stats() || !p.scratch || p.shared_mm) return;
     uint64_t c[2];
     if (!read_mem(p, HERMETIC_FAST_COUNT_TABLE, c, sizeof c)) return;
     const uint64_t table = grown_since(c[0], p.stat_counts_seen[0]), missing = grown_since(c[1], p.stat_counts_seen[1]);

@@ -274,8 +274,7 @@ void Engine::adopt_forked_counters(Task& child) {
         (void)write_mem(p, policy::kScratchBase, &zero, sizeof zero);
         publish(child);  // based on the clock it has now
     }
-    if ((p.fast_stat == 1 || p.loader_stat_patched) &&
-        !read_mem(p, HERMETIC_FAST_COUNT_TABLE, p.stat_counts_seen, sizeof p.stat_counts_seen))
+    if (p.counts_stats() && !read_mem(p, HERMETIC_FAST_COUNT_TABLE, p.stat_counts_seen, sizeof p.stat_counts_seen))
         p.stat_counts_seen[0] = p.stat_counts_seen[1] = 0;
     if (p.rdtsc_patched && !read_mem(p, policy::kScratchBase + kRdtscCountOffset, &p.rdtsc_seen, sizeof p.rdtsc_seen))
         p.rdtsc_seen = 0;
@@ -300,8 +299,8 @@ void Engine::on_exec(Task& t) {
     Process& p = *t.proc;
     p.execs++;
     summary_.execs++;
-    p.mem = open_mem(*this, p.tgid);
-    p.mem_looked = true;
+    p.mem.reset();  // the old image's: the new one is opened below (mem_fd)
+    p.mem_looked = false;
     p.pidfd.reset();
     p.exe.clear();  // looked up when first needed (exe_of)
     p.dirs.clear();
@@ -317,7 +316,7 @@ void Engine::on_exec(Task& t) {
     p.rdtsc_patched = p.rseq_patched = p.loader_stat_patched = false;
     p.rdtsc_seen = p.rseq_seen = 0;
     t.slot = -1;
-    if (!p.mem) {
+    if (mem_fd(p) < 0) {
         note("exec: cannot open the memory of " + exe_of(p));
         return;
     }
@@ -446,13 +445,20 @@ void Engine::learn_rdtsc_site(Process& p, uint64_t rip) {
     if (plan_rdtsc_patch(window, rip, p.interp_text_end)) rdtsc_sites_.emplace(rip, std::move(window));
 }
 
+// Where the `mov eax, NR; syscall` that trapped at `ip` starts, if it is in
+// the loader's text (the notification's ip is after the syscall).
+std::optional<uint64_t> Engine::loader_syscall_site(const Process& p, uint64_t ip) {
+    if (!p.interp_text_end || ip < p.interp_base + kSyscallSiteLen || ip > p.interp_text_end) return std::nullopt;
+    return ip - kSyscallSiteLen;
+}
+
 // A denied rseq of the dynamic loader: if the policy denies every rseq alike
 // and the site is the plain `mov eax, NR; syscall`, the program's next
 // processes answer it in place (prepare_loader_sites).
 void Engine::learn_rseq_site(Process& p, uint64_t ip, int error) {
-    if (!cfg_.in_process_rseq || !p.interp_text_end || ip < p.interp_base + kSyscallSiteLen || ip > p.interp_text_end)
-        return;
-    const uint64_t site = ip - kSyscallSiteLen;  // the notification's ip is after the syscall
+    auto at = loader_syscall_site(p, ip);
+    if (!cfg_.in_process_rseq || !at) return;
+    const uint64_t site = *at;
     if (rseq_sites_.size() >= 4 || rseq_sites_.count(site) ||
         policy_->depends_on_args(policy::Arch::X86_64, SYS_rseq))
         return;
@@ -466,10 +472,9 @@ void Engine::learn_rseq_site(Process& p, uint64_t ip, int error) {
 // library's patched wrappers exist): the next processes call the in-process
 // table there, through a trampoline that checks the table was mapped.
 void Engine::learn_loader_stat_site(Process& p, uint64_t ip) {
-    if (!cfg_.in_process_loader_stat || !fast_stat_ || !p.interp_text_end || ip < p.interp_base + kSyscallSiteLen ||
-        ip > p.interp_text_end)
-        return;
-    const uint64_t site = ip - kSyscallSiteLen;  // the notification's ip is after the syscall
+    auto at = loader_syscall_site(p, ip);
+    if (!cfg_.in_process_loader_stat || !fast_stat_ || !at) return;
+    const uint64_t site = *at;
     if (loader_stat_sites_.size() >= 4 || loader_stat_sites_.count(site)) return;
     StatSiteCode code;
     if (!read_mem(p, site, code.data(), code.size()) || !fast_stat_slot(code)) return;
